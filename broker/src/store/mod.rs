@@ -1,0 +1,3 @@
+//! Storage: the segmented log that holds every Raft entry, and so every message body.
+
+pub mod log;

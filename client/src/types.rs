@@ -1,0 +1,493 @@
+//! The wire types of the v1 API: what goes into a request and what comes back.
+//!
+//! JSON field names are camelCase. Requests refuse unknown fields, so a misspelt
+//! attribute is an error rather than silently ignored.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// Limits and defaults of queue attributes, as SQS and MNS users know them.
+pub mod limits {
+    pub const VISIBILITY_SECONDS_DEFAULT: u32 = 30;
+    pub const VISIBILITY_SECONDS_MAX: u32 = 43_200;
+    pub const DELAY_SECONDS_MAX: u32 = 604_800;
+    pub const RETENTION_SECONDS_DEFAULT: u32 = 259_200;
+    pub const RETENTION_SECONDS_MIN: u32 = 60;
+    pub const RETENTION_SECONDS_MAX: u32 = 1_209_600;
+    pub const MAX_MESSAGE_BYTES_DEFAULT: u32 = 262_144;
+    pub const MAX_MESSAGE_BYTES_MIN: u32 = 1_024;
+    pub const MAX_MESSAGE_BYTES_MAX: u32 = 1_048_576;
+    pub const RECEIVE_WAIT_SECONDS_MAX: u32 = 30;
+    pub const MAX_RECEIVES_MAX: u32 = 1_000;
+    pub const PARTITIONS_MAX: u32 = 256;
+    /// Priorities run from 1 (highest) to 16; a message without one gets 8, as in MNS.
+    pub const PRIORITY_HIGHEST: u8 = 1;
+    pub const PRIORITY_LOWEST: u8 = 16;
+    pub const PRIORITY_DEFAULT: u8 = 8;
+    /// Messages per send batch, receipts per ack or visibility batch.
+    pub const BATCH_MAX: usize = 256;
+    /// Messages per receive.
+    pub const RECEIVE_MAX: u32 = 32;
+    /// How far ahead `deliverAt` may be.
+    pub const DELIVER_AT_MAX_SECONDS: u32 = 604_800;
+    /// FIFO de-duplication window.
+    pub const DEDUP_WINDOW_SECONDS: u32 = 300;
+    /// Length limit of group ids, de-duplication ids and keys, as in SQS.
+    pub const ID_MAX_LEN: usize = 128;
+    pub const LIST_LIMIT_DEFAULT: u32 = 100;
+    pub const LIST_LIMIT_MAX: u32 = 1_000;
+    pub const PEEK_MAX: u32 = 32;
+    pub const QUERY_LIMIT_MAX: u32 = 1_000;
+}
+
+/// A queue's dead-letter target: after `maxReceives` receives without an ack, a message
+/// moves to `queue`, remembering where it came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DeadLetter {
+    pub queue: String,
+    pub max_receives: u32,
+}
+
+/// Every attribute of a queue, resolved (what `GET` answers).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueueAttributes {
+    pub visibility_seconds: u32,
+    pub delay_seconds: u32,
+    pub retention_seconds: u32,
+    pub max_message_bytes: u32,
+    pub receive_wait_seconds: u32,
+    pub fifo: bool,
+    pub content_dedup: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dead_letter: Option<DeadLetter>,
+    pub partitions: u32,
+}
+
+impl Default for QueueAttributes {
+    fn default() -> Self {
+        use limits::*;
+        Self {
+            visibility_seconds: VISIBILITY_SECONDS_DEFAULT,
+            delay_seconds: 0,
+            retention_seconds: RETENTION_SECONDS_DEFAULT,
+            max_message_bytes: MAX_MESSAGE_BYTES_DEFAULT,
+            receive_wait_seconds: 0,
+            fifo: false,
+            content_dedup: false,
+            dead_letter: None,
+            partitions: 1,
+        }
+    }
+}
+
+/// The body of `PUT /v1/queues/{queue}`: the attributes to set. Absent fields keep their
+/// current value (or the default on create); `"deadLetter": null` removes the target.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct QueueAttributesUpdate {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub visibility_seconds: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_seconds: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_seconds: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_message_bytes: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receive_wait_seconds: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fifo: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_dedup: Option<bool>,
+    /// `None`: unchanged; `Some(None)`: removed; `Some(Some(..))`: set.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present_or_null"
+    )]
+    pub dead_letter: Option<Option<DeadLetter>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partitions: Option<u32>,
+}
+
+/// Tells an absent field (`None`, by `default`) from an explicit `null` (`Some(None)`).
+fn present_or_null<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// Message counts of a queue, as of the answer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueueCounts {
+    /// Ready to be received now.
+    pub visible: u64,
+    /// Received and not yet acknowledged, invisible until their deadline.
+    pub in_flight: u64,
+    /// Waiting for their delay or `deliverAt`.
+    pub delayed: u64,
+}
+
+/// A queue as `GET /v1/queues/{queue}` and `PUT` answer it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Queue {
+    pub name: String,
+    pub attributes: QueueAttributes,
+    pub counts: QueueCounts,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A page of `GET /v1/queues`; pass `next` back as `after` for the next page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueueList {
+    pub queues: Vec<Queue>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+/// A message to send. Exactly one of `body` (UTF-8) and `bodyBase64` (any bytes).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SendMessage {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_base64: Option<String>,
+    /// Hide the message for this long after the send (overrides the queue's delay).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_seconds: Option<u32>,
+    /// Hide the message until this instant, at most 7 days ahead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deliver_at: Option<DateTime<Utc>>,
+    /// 1 (highest) to 16; default 8.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<u8>,
+    /// FIFO queues: the message group (required there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_id: Option<String>,
+    /// FIFO queues: a repeat within five minutes is not stored again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dedup_id: Option<String>,
+    /// A business key to look messages up by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, String>,
+}
+
+impl SendMessage {
+    /// A message with a UTF-8 body and nothing else set.
+    pub fn text(body: impl Into<String>) -> Self {
+        Self {
+            body: Some(body.into()),
+            ..Self::default()
+        }
+    }
+}
+
+/// The body of `POST /v1/queues/{queue}/messages`: one message, or `{"messages": [...]}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SendRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub messages: Option<Vec<SendMessage>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_base64: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_seconds: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deliver_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dedup_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, String>,
+}
+
+impl SendRequest {
+    /// True when any single-message field is set (which a batch must not have).
+    pub fn has_message_fields(&self) -> bool {
+        self.body.is_some()
+            || self.body_base64.is_some()
+            || self.delay_seconds.is_some()
+            || self.deliver_at.is_some()
+            || self.priority.is_some()
+            || self.group_id.is_some()
+            || self.dedup_id.is_some()
+            || self.key.is_some()
+            || !self.attributes.is_empty()
+    }
+
+    /// The single message this request carries (when `messages` is absent).
+    pub fn into_message(self) -> SendMessage {
+        SendMessage {
+            body: self.body,
+            body_base64: self.body_base64,
+            delay_seconds: self.delay_seconds,
+            deliver_at: self.deliver_at,
+            priority: self.priority,
+            group_id: self.group_id,
+            dedup_id: self.dedup_id,
+            key: self.key,
+            attributes: self.attributes,
+        }
+    }
+}
+
+impl From<SendMessage> for SendRequest {
+    fn from(m: SendMessage) -> Self {
+        SendRequest {
+            messages: None,
+            body: m.body,
+            body_base64: m.body_base64,
+            delay_seconds: m.delay_seconds,
+            deliver_at: m.deliver_at,
+            priority: m.priority,
+            group_id: m.group_id,
+            dedup_id: m.dedup_id,
+            key: m.key,
+            attributes: m.attributes,
+        }
+    }
+}
+
+/// The answer to one sent message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Sent {
+    pub id: String,
+    /// True when a FIFO de-duplication id matched an earlier message, whose id this is.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub duplicate: bool,
+}
+
+/// One result of a batch: `{"id"}` or `{"error"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum BatchResult<T> {
+    Error { error: crate::ApiError },
+    Ok(T),
+}
+
+impl<T> BatchResult<T> {
+    pub fn into_result(self) -> Result<T, crate::ApiError> {
+        match self {
+            BatchResult::Ok(v) => Ok(v),
+            BatchResult::Error { error } => Err(error),
+        }
+    }
+}
+
+/// `{"results": [...]}`: one result per entry of a batch, in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchResults<T> {
+    pub results: Vec<BatchResult<T>>,
+}
+
+/// The body of `POST /v1/queues/{queue}/receive`. Absent fields take the queue's values.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReceiveRequest {
+    /// 1 to 32, default 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<u32>,
+    /// 0 to 30; default the queue's `receiveWaitSeconds`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_seconds: Option<u32>,
+    /// Default the queue's `visibilitySeconds`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub visibility_seconds: Option<u32>,
+}
+
+/// Where a message is as of the answer (peek and look-up).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum MessageState {
+    Visible,
+    InFlight,
+    Delayed,
+}
+
+/// A message as receive, peek and look-up answer it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Message {
+    pub id: String,
+    /// The body, when it was sent as UTF-8 text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    /// The body, when it was sent as bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_base64: Option<String>,
+    /// Present on received messages: the handle to ack it or change its visibility.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<String>,
+    pub receive_count: u32,
+    pub sent_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_received_at: Option<DateTime<Utc>>,
+    pub priority: u8,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, String>,
+    /// On a message in a dead-letter queue: the queue it came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_queue: Option<String>,
+    /// Present on peek and look-up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<MessageState>,
+    /// Present on peek and look-up of a message not visible now: when it will be.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub visible_at: Option<DateTime<Utc>>,
+}
+
+impl Message {
+    /// The body's bytes, whichever way it travels.
+    pub fn body_bytes(&self) -> Result<Vec<u8>, base64::DecodeError> {
+        use base64::Engine;
+        match (&self.body, &self.body_base64) {
+            (Some(text), _) => Ok(text.as_bytes().to_vec()),
+            (None, Some(b64)) => base64::engine::general_purpose::STANDARD.decode(b64),
+            (None, None) => Ok(Vec::new()),
+        }
+    }
+}
+
+/// `{"messages": [...]}`: what receive, peek and query answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Messages {
+    pub messages: Vec<Message>,
+}
+
+/// The body of `POST /v1/queues/{queue}/ack`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AckRequest {
+    pub receipts: Vec<String>,
+}
+
+/// What an acknowledgement answers: `{}`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Acked {}
+
+/// One entry of `POST /v1/queues/{queue}/visibility`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VisibilityEntry {
+    pub receipt: String,
+    pub seconds: u32,
+}
+
+/// The body of `POST /v1/queues/{queue}/visibility`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VisibilityRequest {
+    pub entries: Vec<VisibilityEntry>,
+}
+
+/// The body of `PUT /v1/queues/{queue}/receipts/{receipt}/visibility`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VisibilityChange {
+    pub seconds: u32,
+}
+
+/// A new receipt, after a visibility change; the old one is stale from then on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewReceipt {
+    pub receipt: String,
+}
+
+/// What a purge answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Purged {
+    pub purged: u64,
+}
+
+/// The body of `POST /v1/queues/{queue}/redrive`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RedriveRequest {
+    /// Messages moved per second; unlimited when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_per_second: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum RedriveState {
+    Running,
+    Completed,
+    Cancelled,
+}
+
+/// A redrive: moving a dead-letter queue's messages back to the queues they came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RedriveTask {
+    pub id: String,
+    /// The dead-letter queue being drained.
+    pub queue: String,
+    pub state: RedriveState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_per_second: Option<u32>,
+    /// Messages in the dead-letter queue when the task started.
+    pub total: u64,
+    pub moved: u64,
+    /// Messages left behind because their source queue no longer exists.
+    pub failed: u64,
+    pub started_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// `GET /v1/queues/{queue}/redrive`: the running task first, then recent ones.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RedriveTasks {
+    pub tasks: Vec<RedriveTask>,
+}
+
+/// Query parameters of `GET /v1/queues`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQueues {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+}
+
+/// Query parameters of `GET /v1/queues/{queue}/messages`: by key and send time.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MessageQuery {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
