@@ -70,6 +70,8 @@ struct Group {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Delivery {
     pub loc: MsgLoc,
+    pub sent_ms: u64,
+    pub priority: u8,
     pub receipt: Receipt,
     pub receive_count: u32,
     pub first_received_ms: u64,
@@ -81,6 +83,8 @@ pub struct Delivery {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Peeked {
     pub loc: MsgLoc,
+    pub sent_ms: u64,
+    pub priority: u8,
     pub state: MessageState,
     pub receive_count: u32,
     pub first_received_ms: u64,
@@ -574,6 +578,8 @@ impl QueueState {
         self.in_flight.insert((deadline, loc));
         let delivery = Delivery {
             loc,
+            sent_ms: meta.sent_ms,
+            priority: meta.priority,
             receipt: Receipt {
                 queue_id: self.id,
                 loc,
@@ -805,6 +811,8 @@ impl QueueState {
             };
             return Some(Peeked {
                 loc,
+                sent_ms: meta.sent_ms,
+                priority: meta.priority,
                 state,
                 receive_count: meta.receive_count,
                 first_received_ms: meta.first_received_ms,
@@ -812,17 +820,19 @@ impl QueueState {
                 origin,
             });
         }
-        self.lanes
-            .iter()
-            .any(|lane| lane.binary_search_by_key(&loc, |r| r.loc).is_ok())
-            .then_some(Peeked {
+        self.lanes.iter().enumerate().find_map(|(p, lane)| {
+            let at = lane.binary_search_by_key(&loc, |r| r.loc).ok()?;
+            Some(Peeked {
                 loc,
+                sent_ms: lane[at].sent_ms,
+                priority: p as u8 + 1,
                 state: MessageState::Visible,
                 receive_count: 0,
                 first_received_ms: 0,
                 visible_at_ms: None,
                 origin,
             })
+        })
     }
 
     /// Places of messages sent within `[since, until]`, oldest first, at most `max`.

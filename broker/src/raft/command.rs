@@ -1,0 +1,113 @@
+//! The replicated command: every state change is one of these in a log entry, stamped with
+//! the proposing node's clock, and the answer the state machine gives to it.
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use sluice_client::ApiError;
+
+use crate::queue::config::ConfigUpdate;
+use crate::queue::ids::Receipt;
+use crate::queue::message::NewMessage;
+use crate::queue::redrive::RedriveTaskState;
+use crate::queue::state::{Delivery, SendOutcome};
+
+/// A log entry's application data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Request {
+    /// Milliseconds since the epoch on the proposer. The state machine takes the largest
+    /// time seen so far, so its clock never runs backwards across leaders.
+    pub time_ms: u64,
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    PutQueue {
+        queue: String,
+        update: ConfigUpdate,
+    },
+    DeleteQueue {
+        queue: String,
+    },
+    PurgeQueue {
+        queue: String,
+    },
+    /// The messages are shared so that cached entries clone cheaply.
+    Send {
+        queue: String,
+        messages: Arc<[NewMessage]>,
+    },
+    Receive {
+        queue: String,
+        max: u32,
+        visibility_ms: u64,
+    },
+    Ack {
+        queue: String,
+        receipts: Vec<Receipt>,
+    },
+    ChangeVisibility {
+        queue: String,
+        entries: Vec<(Receipt, u64)>,
+    },
+    StartRedrive {
+        queue: String,
+        max_per_second: Option<u32>,
+    },
+    RedriveStep {
+        queue: String,
+        task: u64,
+        max: u32,
+    },
+    CancelRedrive {
+        queue: String,
+    },
+    /// Applies time-driven transitions: lapsed delays and visibility timeouts, retention.
+    Tick,
+}
+
+impl Command {
+    /// A short name for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Command::PutQueue { .. } => "put_queue",
+            Command::DeleteQueue { .. } => "delete_queue",
+            Command::PurgeQueue { .. } => "purge_queue",
+            Command::Send { .. } => "send",
+            Command::Receive { .. } => "receive",
+            Command::Ack { .. } => "ack",
+            Command::ChangeVisibility { .. } => "change_visibility",
+            Command::StartRedrive { .. } => "start_redrive",
+            Command::RedriveStep { .. } => "redrive_step",
+            Command::CancelRedrive { .. } => "cancel_redrive",
+            Command::Tick => "tick",
+        }
+    }
+}
+
+impl fmt::Display for Request {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}@{}", self.command.kind(), self.time_ms)
+    }
+}
+
+/// The state machine's answer to one command.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    /// Blank and membership entries, ticks, deletes.
+    #[default]
+    Done,
+    QueuePut {
+        created: bool,
+    },
+    Purged(u64),
+    Sent(Vec<Result<SendOutcome, ApiError>>),
+    Received(Vec<Delivery>),
+    Acked(Vec<Result<(), ApiError>>),
+    Visibility(Vec<Result<Receipt, ApiError>>),
+    Redrive(RedriveTaskState),
+    /// The command changed nothing: it named a missing queue, broke a rule, ...
+    Failed(ApiError),
+}

@@ -1,0 +1,495 @@
+//! openraft's state machine: applies committed commands to the queues, answers each, and
+//! persists itself as snapshots.
+//!
+//! The state (queues, their indexes, the clock) lives in memory; bodies stay in the log.
+//! A snapshot writes the state to a file, after which openraft may purge the log below
+//! it; on restart the snapshot is loaded and the log after it replayed. Each snapshot
+//! also tells the log store the oldest place any queue still refers to, below which
+//! segments may be deleted.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::{self, Cursor};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, Instant};
+
+use futures::TryStreamExt;
+use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
+use openraft::{EntryPayload, OptionalSend};
+use serde::{Deserialize, Serialize};
+use sluice_client::{ApiError, ErrorCode};
+use tokio::sync::Notify;
+
+use super::command::{Command, Request, Response};
+use super::log_store::LogStore;
+use super::{Entry, LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig};
+use crate::queue::Queues;
+
+/// A snapshot as openraft passes it around: the encoded state.
+pub type SnapshotData = Cursor<Vec<u8>>;
+
+/// Policy snapshots closer together than this are put off: their cost grows with the
+/// state, their benefit (a shorter log to replay) does not.
+const MIN_SNAPSHOT_INTERVAL: Duration = Duration::from_secs(5);
+
+/// What the state machine holds.
+#[derive(Debug, Default)]
+pub struct SmState {
+    pub last_applied: Option<LogId>,
+    pub membership: StoredMembership,
+    /// The largest entry time applied: the state machine's clock.
+    pub clock_ms: u64,
+    pub queues: Queues,
+}
+
+/// The encoded body of a snapshot.
+#[derive(Serialize, Deserialize)]
+struct SnapshotBody {
+    clock_ms: u64,
+    queues: Queues,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SnapshotHeader {
+    last_log_id: Option<LogId>,
+    membership: StoredMembership,
+}
+
+/// Receivers waiting (long polling) for messages in a queue.
+#[derive(Default)]
+pub struct Waiters {
+    map: Mutex<HashMap<String, Arc<Notify>>>,
+}
+
+impl Waiters {
+    /// The notifier of a queue; call [`Waiters::release`] with it when done waiting.
+    pub fn get(&self, queue: &str) -> Arc<Notify> {
+        lock(&self.map)
+            .entry(queue.to_string())
+            .or_insert_with(|| Arc::new(Notify::new()))
+            .clone()
+    }
+
+    pub fn release(&self, queue: &str, notify: Arc<Notify>) {
+        let mut map = lock(&self.map);
+        // One count is ours, one the map's: nobody else waits.
+        if Arc::strong_count(&notify) <= 2 {
+            map.remove(queue);
+        }
+    }
+
+    fn notify(&self, queue: &str) {
+        if let Some(n) = lock(&self.map).get(queue) {
+            n.notify_waiters();
+        }
+    }
+
+    fn notify_all(&self) {
+        for n in lock(&self.map).values() {
+            n.notify_waiters();
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The state machine of one group. Cheap to clone: clones share the state, so the HTTP
+/// layer reads what apply writes.
+#[derive(Clone)]
+pub struct StateMachine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    dir: PathBuf,
+    state: RwLock<SmState>,
+    waiters: Waiters,
+    log: LogStore,
+    last_snapshot: Mutex<Option<(SnapshotMeta, Instant)>>,
+}
+
+impl StateMachine {
+    /// A state machine whose snapshots live in `dir`; it starts empty, and openraft installs
+    /// the latest snapshot on start.
+    pub fn new(dir: &Path, log: LogStore) -> io::Result<Self> {
+        fs::create_dir_all(dir)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                dir: dir.to_path_buf(),
+                state: RwLock::new(SmState::default()),
+                waiters: Waiters::default(),
+                log,
+                last_snapshot: Mutex::new(None),
+            }),
+        })
+    }
+
+    /// Reads the state (briefly: apply waits while this is held).
+    pub fn read(&self) -> RwLockReadGuard<'_, SmState> {
+        self.inner.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, SmState> {
+        self.inner.state.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn waiters(&self) -> &Waiters {
+        &self.inner.waiters
+    }
+
+    fn snapshot_path(&self) -> PathBuf {
+        self.inner.dir.join("snapshot")
+    }
+
+    fn encode(state: &SmState) -> io::Result<(SnapshotMeta, Vec<u8>)> {
+        let meta = SnapshotMeta {
+            last_log_id: state.last_applied,
+            last_membership: state.membership.clone(),
+        };
+        let header = postcard::to_allocvec(&SnapshotHeader {
+            last_log_id: state.last_applied,
+            membership: state.membership.clone(),
+        })
+        .map_err(io::Error::other)?;
+        let mut data = Vec::with_capacity(header.len() + 64);
+        data.extend_from_slice(&(header.len() as u32).to_le_bytes());
+        data.extend_from_slice(&header);
+        postcard::to_io(
+            &SnapshotBody {
+                clock_ms: state.clock_ms,
+                queues: state.queues.clone(),
+            },
+            &mut data,
+        )
+        .map_err(io::Error::other)?;
+        let crc = crc32c::crc32c(&data);
+        data.extend_from_slice(&crc.to_le_bytes());
+        Ok((meta, data))
+    }
+
+    /// Checks a snapshot's checksum and reads its header; returns where the body starts.
+    fn decode_header(data: &[u8]) -> io::Result<(SnapshotHeader, usize)> {
+        let bad = |what: String| io::Error::new(io::ErrorKind::InvalidData, what);
+        if data.len() < 8 {
+            return Err(bad("snapshot too short".into()));
+        }
+        let (body, crc) = data.split_at(data.len() - 4);
+        if crc32c::crc32c(body) != u32::from_le_bytes(crc.try_into().expect("4 bytes")) {
+            return Err(bad("snapshot checksum mismatch".into()));
+        }
+        let header_len = u32::from_le_bytes(body[..4].try_into().expect("4 bytes")) as usize;
+        let header_end = 4usize
+            .checked_add(header_len)
+            .filter(|&e| e <= body.len())
+            .ok_or_else(|| bad("snapshot header length out of range".into()))?;
+        let header: SnapshotHeader = postcard::from_bytes(&body[4..header_end])
+            .map_err(|e| bad(format!("snapshot header: {e}")))?;
+        Ok((header, header_end))
+    }
+
+    fn decode(data: &[u8]) -> io::Result<(SnapshotHeader, SnapshotBody)> {
+        let (header, body_start) = Self::decode_header(data)?;
+        let body: SnapshotBody = postcard::from_bytes(&data[body_start..data.len() - 4])
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("snapshot body: {e}")))?;
+        Ok((header, body))
+    }
+
+    /// Persists a snapshot file atomically, then lets the log drop what it no longer needs.
+    async fn persist(&self, meta: &SnapshotMeta, data: Vec<u8>, floor: u64) -> io::Result<()> {
+        let path = self.snapshot_path();
+        let dir = self.inner.dir.clone();
+        tokio::task::spawn_blocking(move || -> io::Result<()> {
+            let tmp = path.with_extension("tmp");
+            fs::write(&tmp, &data)?;
+            fs::File::open(&tmp)?.sync_all()?;
+            fs::rename(&tmp, &path)?;
+            fs::File::open(&dir)?.sync_all()
+        })
+        .await
+        .map_err(io::Error::other)??;
+        *lock(&self.inner.last_snapshot) = Some((meta.clone(), Instant::now()));
+        self.inner.log.set_retain_floor(floor)
+    }
+
+    /// The lowest log index the state refers to (messages' bodies) or needs (replay).
+    fn retain_floor(state: &SmState) -> u64 {
+        let next = state.last_applied.map(|l| l.index + 1).unwrap_or(0);
+        state
+            .queues
+            .oldest_loc()
+            .map(|loc| loc.index().min(next))
+            .unwrap_or(next)
+    }
+}
+
+/// Applies one command at `now` (the entry's time) from the entry at `index`.
+fn execute(queues: &mut Queues, now: u64, index: u64, command: &Command) -> Response {
+    let result: Result<Response, ApiError> = match command {
+        Command::PutQueue { queue, update } => queues
+            .put(now, queue, update)
+            .map(|created| Response::QueuePut { created }),
+        Command::DeleteQueue { queue } => queues.delete(queue).map(|_| Response::Done),
+        Command::PurgeQueue { queue } => queues.purge(queue).map(Response::Purged),
+        Command::Send { queue, messages } => {
+            queues.send(now, queue, index, messages).map(Response::Sent)
+        }
+        Command::Receive {
+            queue,
+            max,
+            visibility_ms,
+        } => queues
+            .receive(now, queue, *max as usize, *visibility_ms)
+            .map(Response::Received),
+        Command::Ack { queue, receipts } => queues.ack(now, queue, receipts).map(Response::Acked),
+        Command::ChangeVisibility { queue, entries } => queues
+            .change_visibility(now, queue, entries)
+            .map(Response::Visibility),
+        Command::StartRedrive {
+            queue,
+            max_per_second,
+        } => queues
+            .start_redrive(now, queue, *max_per_second)
+            .map(Response::Redrive),
+        Command::RedriveStep { queue, task, max } => queues
+            .redrive_step(now, queue, *task, *max as usize)
+            .map(Response::Redrive),
+        Command::CancelRedrive { queue } => {
+            queues.cancel_redrive(now, queue).map(Response::Redrive)
+        }
+        Command::Tick => {
+            queues.tick(now);
+            Ok(Response::Done)
+        }
+    };
+    result.unwrap_or_else(Response::Failed)
+}
+
+/// Who to wake after a command: a queue, everyone, or no one.
+enum Wake<'a> {
+    Queue(&'a str),
+    All,
+    None,
+}
+
+fn wakes(command: &Command) -> Wake<'_> {
+    match command {
+        Command::Send { queue, .. } | Command::ChangeVisibility { queue, .. } => Wake::Queue(queue),
+        Command::DeleteQueue { queue } => Wake::Queue(queue),
+        // Receives may dead-letter into another queue; ticks and redrives make messages
+        // visible anywhere.
+        Command::Receive { .. } | Command::Tick | Command::RedriveStep { .. } => Wake::All,
+        _ => Wake::None,
+    }
+}
+
+impl SmState {
+    fn apply(&mut self, entry: &Entry) -> Response {
+        if self.last_applied.is_some_and(|applied| entry.log_id <= applied) {
+            return Response::Done;
+        }
+        self.last_applied = Some(entry.log_id);
+        match &entry.payload {
+            EntryPayload::Blank => Response::Done,
+            EntryPayload::Membership(m) => {
+                self.membership = StoredMembership::new(Some(entry.log_id), m.clone());
+                Response::Done
+            }
+            EntryPayload::Normal(Request { time_ms, command }) => {
+                self.clock_ms = self.clock_ms.max(*time_ms);
+                execute(&mut self.queues, self.clock_ms, entry.log_id.index, command)
+            }
+        }
+    }
+}
+
+/// Takes a snapshot of the state on the state machine's task, and writes it on another.
+pub struct SnapshotBuilder {
+    sm: StateMachine,
+    meta: SnapshotMeta,
+    data: Vec<u8>,
+    floor: u64,
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    type SnapshotData = SnapshotData;
+
+    async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
+        let data = std::mem::take(&mut self.data);
+        self.sm
+            .persist(&self.meta, data.clone(), self.floor)
+            .await?;
+        Ok(Snapshot {
+            meta: self.meta.clone(),
+            snapshot: Cursor::new(data),
+        })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotData = SnapshotData;
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(
+        &mut self,
+    ) -> Result<(Option<LogId>, StoredMembership), io::Error> {
+        let state = self.read();
+        Ok((state.last_applied, state.membership.clone()))
+    }
+
+    async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
+    where
+        Strm: futures::Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>>
+            + Unpin
+            + OptionalSend,
+    {
+        let mut batch = Vec::new();
+        while let Some(item) = entries.try_next().await? {
+            batch.push(item);
+        }
+        let mut answers = Vec::with_capacity(batch.len());
+        let mut wake_all = false;
+        let mut wake: Vec<String> = Vec::new();
+        {
+            let mut state = self.write();
+            for (entry, responder) in batch {
+                let response = state.apply(&entry);
+                if let EntryPayload::Normal(request) = &entry.payload {
+                    match wakes(&request.command) {
+                        Wake::Queue(q) => wake.push(q.to_string()),
+                        Wake::All => wake_all = true,
+                        Wake::None => {}
+                    }
+                }
+                answers.push((responder, response));
+            }
+        }
+        for (responder, response) in answers {
+            if let Some(responder) = responder {
+                responder.send(response);
+            }
+        }
+        if wake_all {
+            self.inner.waiters.notify_all();
+        } else {
+            wake.dedup();
+            for queue in wake {
+                self.inner.waiters.notify(&queue);
+            }
+        }
+        Ok(())
+    }
+
+    async fn try_create_snapshot_builder(&mut self, force: bool) -> Option<SnapshotBuilder> {
+        if !force
+            && let Some((_, at)) = lock(&self.inner.last_snapshot).as_ref()
+            && at.elapsed() < MIN_SNAPSHOT_INTERVAL
+        {
+            return None;
+        }
+        Some(self.get_snapshot_builder().await)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> SnapshotBuilder {
+        let state = self.read();
+        let floor = Self::retain_floor(&state);
+        // Encoding a state we hold in memory cannot fail but for a serializer bug; an
+        // empty body then fails loudly on install rather than here.
+        let (meta, data) = Self::encode(&state).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "encoding a snapshot failed");
+            (
+                SnapshotMeta {
+                    last_log_id: state.last_applied,
+                    last_membership: state.membership.clone(),
+                },
+                Vec::new(),
+            )
+        });
+        SnapshotBuilder {
+            sm: self.clone(),
+            meta,
+            data,
+            floor,
+        }
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: SnapshotData,
+    ) -> Result<(), io::Error> {
+        let data = snapshot.into_inner();
+        let (header, body) = Self::decode(&data)?;
+        if header.last_log_id != meta.last_log_id {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "snapshot data is of {:?}, its meta says {:?}",
+                    header.last_log_id, meta.last_log_id
+                ),
+            ));
+        }
+        let floor = {
+            let mut state = self.write();
+            *state = SmState {
+                last_applied: meta.last_log_id,
+                membership: meta.last_membership.clone(),
+                clock_ms: body.clock_ms,
+                queues: body.queues,
+            };
+            Self::retain_floor(&state)
+        };
+        let already_current = lock(&self.inner.last_snapshot)
+            .as_ref()
+            .is_some_and(|(m, _)| m == meta);
+        let on_disk = !already_current
+            && fs::read(self.snapshot_path())
+                .ok()
+                .and_then(|d| Self::decode_header(&d).ok())
+                .is_some_and(|(h, _)| h.last_log_id == meta.last_log_id);
+        if already_current || on_disk {
+            *lock(&self.inner.last_snapshot) = Some((meta.clone(), Instant::now()));
+            self.inner.log.set_retain_floor(floor)?;
+        } else {
+            self.persist(meta, data, floor).await?;
+        }
+        self.inner.waiters.notify_all();
+        Ok(())
+    }
+
+    async fn get_current_snapshot(
+        &mut self,
+    ) -> Result<Option<Snapshot>, io::Error> {
+        let data = match fs::read(self.snapshot_path()) {
+            Ok(data) => data,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let (header, _) = Self::decode_header(&data)?;
+        Ok(Some(Snapshot {
+            meta: SnapshotMeta {
+                last_log_id: header.last_log_id,
+                last_membership: header.membership,
+            },
+            snapshot: Cursor::new(data),
+        }))
+    }
+}
+
+/// The error of a command the state machine refused, for callers that want a `Result`.
+pub fn refused(response: Response) -> Result<Response, ApiError> {
+    match response {
+        Response::Failed(e) => Err(e),
+        other => Ok(other),
+    }
+}
+
+/// An answer of the wrong kind: a bug, reported as an internal error.
+pub fn unexpected(response: &Response) -> ApiError {
+    ApiError::new(
+        ErrorCode::Internal,
+        format!("unexpected state machine answer {response:?}"),
+    )
+}
