@@ -3,9 +3,15 @@
 //! A request travels down the module tree: [`http`] (one handler file per resource) →
 //! [`raft`] (the replicated command, log store, state machine, network) → [`queue`] (the
 //! queue semantics, pure and deterministic) → [`store`] (the segmented log on disk).
+//! [`node`] ties a process together; [`server`] runs it.
 
 #![forbid(unsafe_code)]
 
+pub mod config;
+pub mod http;
+pub mod metrics;
+pub mod node;
 pub mod queue;
-pub mod store;
 pub mod raft;
+pub mod server;
+pub mod store;

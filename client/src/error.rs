@@ -28,6 +28,10 @@ pub enum ErrorCode {
     MessageNotFound,
     /// No redrive task by that id or none running.
     TaskNotFound,
+    /// No such route.
+    NotFound,
+    /// The route exists but not with this method.
+    MethodNotAllowed,
     /// The queue exists with a different value of an immutable attribute.
     ImmutableAttribute,
     /// A redrive was asked of a queue no other queue uses as its dead-letter queue, or one
@@ -55,7 +59,8 @@ impl ErrorCode {
         match self {
             InvalidRequest | InvalidName | InvalidAttribute | InvalidMessage | InvalidBatch
             | InvalidReceipt | ReceiptStale | MessageNotInFlight => 400,
-            QueueNotFound | MessageNotFound | TaskNotFound => 404,
+            QueueNotFound | MessageNotFound | TaskNotFound | NotFound => 404,
+            MethodNotAllowed => 405,
             ImmutableAttribute | RedriveConflict => 409,
             MessageTooLarge => 413,
             TooManyRequests => 429,

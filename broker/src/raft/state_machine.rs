@@ -103,6 +103,14 @@ pub struct StateMachine {
     inner: Arc<Inner>,
 }
 
+impl std::fmt::Debug for StateMachine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateMachine")
+            .field("dir", &self.inner.dir)
+            .finish_non_exhaustive()
+    }
+}
+
 struct Inner {
     dir: PathBuf,
     state: RwLock<SmState>,

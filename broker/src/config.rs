@@ -1,0 +1,114 @@
+//! The broker's flags, each also read from an environment variable `SLUICE_<FLAG>`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// `sluice-broker`: durable, Raft-replicated message queues over HTTP.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "sluice-broker", version, about)]
+pub struct BrokerConfig {
+    /// This node's id in the cluster (1, 2, ...). Inside a StatefulSet it may be left out:
+    /// the pod's ordinal (the number ending its hostname) plus one is used.
+    #[arg(long, env = "SLUICE_NODE_ID")]
+    pub node_id: Option<u64>,
+
+    /// Address of the client HTTP API.
+    #[arg(long, env = "SLUICE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Address of peer (Raft) traffic.
+    #[arg(long, env = "SLUICE_PEER_LISTEN", default_value = "127.0.0.1:7070")]
+    pub peer_listen: SocketAddr,
+
+    /// The address other nodes dial for this node's peer traffic (default: --peer-listen).
+    #[arg(long, env = "SLUICE_ADVERTISE_PEER")]
+    pub advertise_peer: Option<String>,
+
+    /// Where the log and snapshots live.
+    #[arg(long, env = "SLUICE_DATA_DIR", default_value = "./sluice-data")]
+    pub data_dir: PathBuf,
+
+    /// Static bootstrap, the same on every node: `1=host:port,2=host:port,3=host:port`.
+    #[arg(long, env = "SLUICE_INITIAL_MEMBERS", value_parser = parse_members)]
+    pub initial_members: Option<Members>,
+}
+
+/// `id=host:port` pairs of a cluster's first members.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Members(pub Vec<(u64, String)>);
+
+fn parse_members(text: &str) -> Result<Members, String> {
+    let mut members = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (id, addr) = part
+            .split_once('=')
+            .ok_or_else(|| format!("{part:?} is not id=host:port"))?;
+        let id: u64 = id
+            .trim()
+            .parse()
+            .map_err(|_| format!("{id:?} in {part:?} is not a node id (a positive number)"))?;
+        if id == 0 {
+            return Err("node ids start at 1".into());
+        }
+        let addr = addr.trim();
+        if !addr.contains(':') {
+            return Err(format!("{addr:?} in {part:?} has no port"));
+        }
+        if members.iter().any(|(other, _)| *other == id) {
+            return Err(format!("node {id} is listed twice"));
+        }
+        members.push((id, addr.to_string()));
+    }
+    if members.is_empty() {
+        return Err("no members listed".into());
+    }
+    Ok(Members(members))
+}
+
+impl BrokerConfig {
+    /// The node id: the flag, else the StatefulSet ordinal + 1, else 1.
+    pub fn node_id(&self) -> u64 {
+        if let Some(id) = self.node_id {
+            return id;
+        }
+        std::env::var("HOSTNAME")
+            .ok()
+            .and_then(|h| h.rsplit_once('-').and_then(|(_, n)| n.parse::<u64>().ok()))
+            .map(|ordinal| ordinal + 1)
+            .unwrap_or(1)
+    }
+
+    /// The peer address this node advertises.
+    pub fn advertise_peer(&self) -> String {
+        self.advertise_peer
+            .clone()
+            .unwrap_or_else(|| self.peer_listen.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn members_parse_and_refuse_with_reasons() {
+        assert_eq!(
+            parse_members("1=a:1, 2=b:2").expect("ok"),
+            Members(vec![(1, "a:1".into()), (2, "b:2".into())])
+        );
+        assert!(parse_members("1=a").unwrap_err().contains("port"));
+        assert!(parse_members("x=a:1").unwrap_err().contains("node id"));
+        assert!(parse_members("1=a:1,1=b:2").unwrap_err().contains("twice"));
+        assert!(parse_members("0=a:1").unwrap_err().contains("start at 1"));
+    }
+
+    #[test]
+    fn defaults_are_the_contract() {
+        let c = BrokerConfig::parse_from(["sluice-broker"]);
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.peer_listen.to_string(), "127.0.0.1:7070");
+        assert_eq!(c.data_dir, PathBuf::from("./sluice-data"));
+    }
+}

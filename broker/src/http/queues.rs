@@ -1,0 +1,130 @@
+//! Queue resources: create or update, get, list, delete, purge.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use sluice_client::{
+    ErrorCode, ListQueues, Purged, Queue, QueueAttributesUpdate, QueueCounts, QueueList, limits,
+    names,
+};
+
+use super::error::{HttpError, HttpResult};
+use super::extract::{Json, Path, Query};
+use crate::node::Node;
+use crate::queue::config::ConfigUpdate;
+use crate::queue::state::QueueState;
+use crate::raft::command::{Command, Response};
+use crate::raft::state_machine::unexpected;
+
+/// Checks a queue name from a path.
+pub fn check_name(name: &str) -> HttpResult<()> {
+    names::validate_name("queue", name).map_err(|m| HttpError::new(ErrorCode::InvalidName, m))
+}
+
+pub fn time(ms: u64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms as i64).unwrap_or_default()
+}
+
+pub fn view(queue: &QueueState) -> Queue {
+    let counts = queue.counts();
+    Queue {
+        name: queue.name.clone(),
+        attributes: queue.config.to_wire(),
+        counts: QueueCounts {
+            visible: counts.visible,
+            in_flight: counts.in_flight,
+            delayed: counts.delayed,
+        },
+        created_at: time(queue.created_ms),
+    }
+}
+
+/// The current view of a queue, or 404.
+pub fn get_view(node: &Node, name: &str) -> HttpResult<Queue> {
+    let state = node.group.state.read();
+    Ok(view(state.queues.get(name)?))
+}
+
+/// `PUT /v1/queues/{queue}`: 201 when created, 200 when updated.
+pub async fn put(
+    State(node): State<Arc<Node>>,
+    Path(name): Path<String>,
+    Json(update): Json<QueueAttributesUpdate>,
+) -> HttpResult<(StatusCode, axum::Json<Queue>)> {
+    check_name(&name)?;
+    let update = ConfigUpdate::from_wire(&update)?;
+    let response = node
+        .propose(Command::PutQueue {
+            queue: name.clone(),
+            update,
+        })
+        .await?;
+    let Response::QueuePut { created } = response else {
+        return Err(unexpected(&response).into());
+    };
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, axum::Json(get_view(&node, &name)?)))
+}
+
+/// `GET /v1/queues/{queue}`.
+pub async fn get(
+    State(node): State<Arc<Node>>,
+    Path(name): Path<String>,
+) -> HttpResult<axum::Json<Queue>> {
+    check_name(&name)?;
+    Ok(axum::Json(get_view(&node, &name)?))
+}
+
+/// `GET /v1/queues?prefix=&limit=&after=`.
+pub async fn list(
+    State(node): State<Arc<Node>>,
+    Query(params): Query<ListQueues>,
+) -> HttpResult<axum::Json<QueueList>> {
+    let limit = params.limit.unwrap_or(limits::LIST_LIMIT_DEFAULT);
+    if limit == 0 || limit > limits::LIST_LIMIT_MAX {
+        return Err(HttpError::invalid(format!(
+            "limit is {limit}; it must be between 1 and {}",
+            limits::LIST_LIMIT_MAX
+        )));
+    }
+    let state = node.group.state.read();
+    let (page, more) = state.queues.list(
+        params.prefix.as_deref().unwrap_or(""),
+        params.after.as_deref(),
+        limit as usize,
+    );
+    let next = more.then(|| page.last().map(|q| q.name.clone())).flatten();
+    Ok(axum::Json(QueueList {
+        queues: page.into_iter().map(view).collect(),
+        next,
+    }))
+}
+
+/// `DELETE /v1/queues/{queue}`: 204.
+pub async fn delete(
+    State(node): State<Arc<Node>>,
+    Path(name): Path<String>,
+) -> HttpResult<StatusCode> {
+    check_name(&name)?;
+    node.propose(Command::DeleteQueue { queue: name }).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /v1/queues/{queue}/purge`.
+pub async fn purge(
+    State(node): State<Arc<Node>>,
+    Path(name): Path<String>,
+) -> HttpResult<axum::Json<Purged>> {
+    check_name(&name)?;
+    let response = node.propose(Command::PurgeQueue { queue: name }).await?;
+    let Response::Purged(purged) = response else {
+        return Err(unexpected(&response).into());
+    };
+    Ok(axum::Json(Purged { purged }))
+}

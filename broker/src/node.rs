@@ -1,0 +1,168 @@
+//! A broker node: its Raft group, its metrics, the leader's housekeeping and shutdown.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use sluice_client::{ApiError, ErrorCode};
+use tokio::sync::watch;
+
+use crate::config::BrokerConfig;
+use crate::metrics::Metrics;
+use crate::raft::command::{Command, Response};
+use crate::raft::{Group, GroupError, GroupOptions, ProposeError, now_ms};
+use crate::store::log::LogOptions;
+
+/// How often the leader checks for time-driven work (lapsed deadlines, retention).
+const TICK_EVERY: Duration = Duration::from_millis(250);
+/// How often running redrives move a step.
+const REDRIVE_EVERY: Duration = Duration::from_millis(100);
+/// Messages one redrive step moves when no rate is set.
+const REDRIVE_STEP_MAX: u32 = 1_000;
+
+/// One broker process.
+pub struct Node {
+    pub node_id: u64,
+    pub group: Group,
+    pub metrics: Arc<Metrics>,
+    shutting_down: AtomicBool,
+    shutdown: watch::Sender<bool>,
+}
+
+impl Node {
+    /// Opens the node's storage and joins (or forms) its cluster.
+    pub async fn open(config: &BrokerConfig, metrics: Arc<Metrics>) -> Result<Arc<Self>, GroupError> {
+        let node_id = config.node_id();
+        let group = Group::open(
+            GroupOptions {
+                group_id: 0,
+                node_id,
+                dir: config.data_dir.join("groups").join("0"),
+                advertise_peer: config.advertise_peer(),
+                log: LogOptions::default(),
+            },
+            Some(metrics.clone()),
+        )
+        .await?;
+        metrics.watch_queues(group.state.clone());
+        let (shutdown, _) = watch::channel(false);
+        Ok(Arc::new(Self {
+            node_id,
+            group,
+            metrics,
+            shutting_down: AtomicBool::new(false),
+            shutdown,
+        }))
+    }
+
+    /// Replicates a command; a refusal by the state machine comes back as its API error.
+    pub async fn propose(&self, command: Command) -> Result<Response, ApiError> {
+        if self.is_shutting_down() {
+            return Err(ApiError::new(
+                ErrorCode::Unavailable,
+                "the node is shutting down; retry against another node",
+            ));
+        }
+        match self.group.propose(command).await {
+            Ok(Response::Failed(error)) => Err(error),
+            Ok(response) => Ok(response),
+            Err(e) => Err(propose_error(e)),
+        }
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::Relaxed)
+    }
+
+    /// Resolves when shutdown begins.
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
+    /// Stops taking work: readiness turns false and long polls return at once.
+    pub fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::Relaxed);
+        self.shutdown.send_replace(true);
+    }
+
+    /// Stops Raft and syncs the log, once the HTTP server has drained.
+    pub async fn finish_shutdown(&self) {
+        self.begin_shutdown();
+        self.group.shutdown().await;
+    }
+
+    /// The leader's background work: proposes ticks when time-driven changes are due,
+    /// and moves running redrives along at their rate. Returns on shutdown.
+    pub async fn housekeeping(self: Arc<Self>) {
+        let mut shutdown = self.shutdown_signal();
+        let mut redrive = tokio::time::interval(REDRIVE_EVERY);
+        redrive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_tick = tokio::time::Instant::now();
+        // Redrive tokens per task: a token bucket refilled at the task's rate.
+        let mut tokens: HashMap<u64, f64> = HashMap::new();
+        loop {
+            tokio::select! {
+                _ = redrive.tick() => {}
+                _ = shutdown.changed() => return,
+            }
+            if !self.group.is_leader() {
+                continue;
+            }
+            if last_tick.elapsed() >= TICK_EVERY {
+                last_tick = tokio::time::Instant::now();
+                let due = self.group.state.read().queues.next_due();
+                if due.is_some_and(|d| d <= now_ms())
+                    && let Err(e) = self.propose(Command::Tick).await
+                {
+                    tracing::debug!(error = %e, "tick not applied");
+                }
+            }
+            let running = self.group.state.read().queues.running_redrives();
+            tokens.retain(|task, _| running.iter().any(|(_, t, _)| t == task));
+            for (queue, task, rate) in running {
+                let max = match rate {
+                    None => REDRIVE_STEP_MAX,
+                    Some(rate) => {
+                        let bucket = tokens.entry(task).or_insert(0.0);
+                        *bucket = (*bucket + rate as f64 * REDRIVE_EVERY.as_secs_f64())
+                            .min(rate as f64);
+                        let whole = bucket.floor();
+                        if whole < 1.0 {
+                            continue;
+                        }
+                        *bucket -= whole;
+                        whole as u32
+                    }
+                };
+                if let Err(e) = self.propose(Command::RedriveStep { queue, task, max }).await {
+                    tracing::debug!(error = %e, task, "redrive step not applied");
+                }
+            }
+        }
+    }
+}
+
+/// A proposal that did not reach the state machine, as the client sees it.
+pub fn propose_error(e: ProposeError) -> ApiError {
+    match e {
+        ProposeError::NotLeader { .. } => ApiError::new(
+            ErrorCode::Unavailable,
+            "no leader yet (an election is under way); retry shortly",
+        ),
+        ProposeError::Unknown(detail) => {
+            tracing::warn!(%detail, "proposal outcome unknown");
+            ApiError::new(
+                ErrorCode::Unavailable,
+                "leadership changed while the request was in progress; its outcome is unknown, retry it",
+            )
+        }
+        ProposeError::Stopped(detail) => {
+            tracing::error!(%detail, "raft group stopped");
+            ApiError::new(
+                ErrorCode::Unavailable,
+                "the node's replication has stopped; retry against another node",
+            )
+        }
+    }
+}
