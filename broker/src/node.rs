@@ -32,7 +32,10 @@ pub struct Node {
 
 impl Node {
     /// Opens the node's storage and joins (or forms) its cluster.
-    pub async fn open(config: &BrokerConfig, metrics: Arc<Metrics>) -> Result<Arc<Self>, GroupError> {
+    pub async fn open(
+        config: &BrokerConfig,
+        metrics: Arc<Metrics>,
+    ) -> Result<Arc<Self>, GroupError> {
         let node_id = config.node_id();
         let group = Group::open(
             GroupOptions {
@@ -125,8 +128,8 @@ impl Node {
                     None => REDRIVE_STEP_MAX,
                     Some(rate) => {
                         let bucket = tokens.entry(task).or_insert(0.0);
-                        *bucket = (*bucket + rate as f64 * REDRIVE_EVERY.as_secs_f64())
-                            .min(rate as f64);
+                        *bucket =
+                            (*bucket + rate as f64 * REDRIVE_EVERY.as_secs_f64()).min(rate as f64);
                         let whole = bucket.floor();
                         if whole < 1.0 {
                             continue;
@@ -135,7 +138,10 @@ impl Node {
                         whole as u32
                     }
                 };
-                if let Err(e) = self.propose(Command::RedriveStep { queue, task, max }).await {
+                if let Err(e) = self
+                    .propose(Command::RedriveStep { queue, task, max })
+                    .await
+                {
                     tracing::debug!(error = %e, task, "redrive step not applied");
                 }
             }

@@ -235,7 +235,10 @@ impl Client {
             entries: &'a [VisibilityEntry],
         }
         let results: BatchResults<NewReceipt> = self
-            .post(&["v1", "queues", queue, "visibility"], &Visibility { entries })
+            .post(
+                &["v1", "queues", queue, "visibility"],
+                &Visibility { entries },
+            )
             .await?;
         Ok(results
             .results

@@ -49,6 +49,10 @@ mod tests {
         assert!(validate_name("queue", "-x").unwrap_err().contains("start"));
         assert!(validate_name("queue", "a b").unwrap_err().contains("' '"));
         assert!(validate_name("queue", "ü").unwrap_err().contains("start"));
-        assert!(validate_name("queue", &"a".repeat(256)).unwrap_err().contains("255"));
+        assert!(
+            validate_name("queue", &"a".repeat(256))
+                .unwrap_err()
+                .contains("255")
+        );
     }
 }

@@ -1,1 +1,250 @@
-//! Harness for end-to-end tests: real broker processes on loopback.
+//! The end-to-end harness: real `sluice-broker` processes on loopback, each with its own
+//! data directory and ports, that tests start, SIGKILL, SIGTERM and restart.
+//!
+//! The broker binary is built (or found up to date) by cargo the first time a process
+//! needs it, in the same profile as the caller, so a test never runs a stale broker.
+//! `SLUICE_BROKER_BIN` points at a prebuilt binary instead.
+
+pub mod checker;
+
+use std::fs::{self, File};
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use sluice_client::Client;
+
+/// The `sluice-broker` binary, built on first use.
+pub fn broker_binary() -> Result<PathBuf> {
+    static BINARY: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    BINARY
+        .get_or_init(|| build_broker().map_err(|e| format!("{e:#}")))
+        .clone()
+        .map_err(|e| anyhow!(e))
+}
+
+fn build_broker() -> Result<PathBuf> {
+    if let Ok(path) = std::env::var("SLUICE_BROKER_BIN") {
+        return Ok(PathBuf::from(path));
+    }
+    let release = !cfg!(debug_assertions);
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("e2e crate has a parent directory")?;
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(workspace)
+        .args(["build", "-p", "sluice-broker", "--bin", "sluice-broker"]);
+    if release {
+        cmd.arg("--release");
+    }
+    let out = cmd
+        .output()
+        .context("running cargo build for sluice-broker")?;
+    if !out.status.success() {
+        bail!(
+            "building sluice-broker failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| workspace.join("target"));
+    let path = target
+        .join(if release { "release" } else { "debug" })
+        .join("sluice-broker");
+    if !path.exists() {
+        bail!(
+            "built sluice-broker but found no binary at {}",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// A free TCP port on loopback (the OS picks; a collision then shows as a bind failure).
+pub fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// What to start a broker with.
+#[derive(Debug, Clone)]
+pub struct BrokerOptions {
+    pub node_id: u64,
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub peer_listen: SocketAddr,
+    pub extra_args: Vec<String>,
+    pub env: Vec<(String, String)>,
+}
+
+impl BrokerOptions {
+    /// One node with fresh loopback ports and its data under `dir`.
+    pub fn single(dir: &Path) -> Result<Self> {
+        Ok(Self {
+            node_id: 1,
+            data_dir: dir.join("node-1"),
+            listen: SocketAddr::from(([127, 0, 0, 1], free_port()?)),
+            peer_listen: SocketAddr::from(([127, 0, 0, 1], free_port()?)),
+            extra_args: Vec::new(),
+            env: Vec::new(),
+        })
+    }
+}
+
+/// A running (or stopped) broker process.
+pub struct Broker {
+    pub options: BrokerOptions,
+    pub client: Client,
+    child: Option<Child>,
+    log_path: PathBuf,
+    starts: u32,
+}
+
+impl Broker {
+    /// Starts a broker and waits until it is ready.
+    pub async fn start(options: BrokerOptions) -> Result<Self> {
+        let client = Client::new(&format!("http://{}", options.listen))?;
+        let log_path = options.data_dir.with_extension("log");
+        let mut broker = Self {
+            options,
+            client,
+            child: None,
+            log_path,
+            starts: 0,
+        };
+        broker.spawn()?;
+        broker.wait_ready(Duration::from_secs(30)).await?;
+        Ok(broker)
+    }
+
+    /// The base URL of the client API.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.options.listen)
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    fn spawn(&mut self) -> Result<()> {
+        fs::create_dir_all(&self.options.data_dir)?;
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)?;
+        self.starts += 1;
+        let mut cmd = Command::new(broker_binary()?);
+        cmd.arg("--node-id")
+            .arg(self.options.node_id.to_string())
+            .arg("--listen")
+            .arg(self.options.listen.to_string())
+            .arg("--peer-listen")
+            .arg(self.options.peer_listen.to_string())
+            .arg("--data-dir")
+            .arg(&self.options.data_dir)
+            .args(&self.options.extra_args)
+            .envs(self.options.env.iter().map(|(k, v)| (k, v)))
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info,openraft=warn".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        self.child = Some(cmd.spawn().context("spawning sluice-broker")?);
+        Ok(())
+    }
+
+    /// Waits until `/readyz` answers 200; fails early if the process exits.
+    pub async fn wait_ready(&mut self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(child) = self.child.as_mut()
+                && let Some(status) = child.try_wait()?
+            {
+                bail!(
+                    "broker exited with {status} before it was ready; log:\n{}",
+                    self.log_tail()
+                );
+            }
+            if let Ok(true) = self.client.ready().await {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "broker not ready after {timeout:?}; log:\n{}",
+                    self.log_tail()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// SIGKILL: the process dies at once, with whatever it had not synced.
+    pub fn kill9(&mut self) -> Result<()> {
+        if let Some(mut child) = self.child.take() {
+            child.kill()?;
+            child.wait()?;
+        }
+        Ok(())
+    }
+
+    /// SIGTERM, then waits for the exit (at most `timeout`, then SIGKILL).
+    pub fn terminate(&mut self, timeout: Duration) -> Result<ExitStatus> {
+        let mut child = self
+            .child
+            .take()
+            .ok_or_else(|| anyhow!("broker is not running"))?;
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM)?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = child.try_wait()? {
+                return Ok(status);
+            }
+            if Instant::now() > deadline {
+                child.kill()?;
+                child.wait()?;
+                bail!("broker did not exit within {timeout:?} of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Starts the process again on the same ports and data, and waits until ready.
+    pub async fn restart(&mut self) -> Result<()> {
+        self.kill9()?;
+        self.spawn()?;
+        self.wait_ready(Duration::from_secs(60)).await
+    }
+
+    /// The end of the broker's log, for failure messages.
+    pub fn log_tail(&self) -> String {
+        let text = fs::read_to_string(&self.log_path).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.kill9();
+    }
+}
+
+/// A temporary directory for a test's brokers, kept when `SLUICE_KEEP_TEST_DATA` is set.
+pub fn test_dir(name: &str) -> Result<tempfile::TempDir> {
+    let keep = std::env::var_os("SLUICE_KEEP_TEST_DATA").is_some();
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("sluice-{name}-"))
+        .disable_cleanup(keep)
+        .tempdir()?;
+    if keep {
+        eprintln!("test data kept in {}", dir.path().display());
+    }
+    Ok(dir)
+}

@@ -27,17 +27,15 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
             &bytes
         };
         let de = &mut serde_json::Deserializer::from_slice(bytes);
-        serde_path_to_error::deserialize(de)
-            .map(Json)
-            .map_err(|e| {
-                let path = e.path().to_string();
-                let inner = e.into_inner();
-                if path == "." {
-                    HttpError::invalid(format!("invalid JSON body: {inner}"))
-                } else {
-                    HttpError::invalid(format!("invalid JSON body at {path}: {inner}"))
-                }
-            })
+        serde_path_to_error::deserialize(de).map(Json).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if path == "." {
+                HttpError::invalid(format!("invalid JSON body: {inner}"))
+            } else {
+                HttpError::invalid(format!("invalid JSON body at {path}: {inner}"))
+            }
+        })
     }
 }
 
@@ -51,7 +49,10 @@ fn body_rejection(e: BytesRejection) -> HttpError {
             ),
         )
     } else {
-        HttpError::invalid(format!("could not read the request body: {}", e.body_text()))
+        HttpError::invalid(format!(
+            "could not read the request body: {}",
+            e.body_text()
+        ))
     }
 }
 

@@ -21,7 +21,10 @@ pub async fn readyz(State(node): State<Arc<Node>>) -> (StatusCode, &'static str)
     } else if node.group.is_ready() {
         (StatusCode::OK, "ready\n")
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "no leader or not caught up\n")
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no leader or not caught up\n",
+        )
     }
 }
 

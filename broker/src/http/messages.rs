@@ -651,7 +651,9 @@ pub async fn peek(
 fn message_not_found(name: &str) -> HttpError {
     HttpError::new(
         ErrorCode::MessageNotFound,
-        format!("no such message in queue {name}: it was acknowledged, expired, purged or never sent here"),
+        format!(
+            "no such message in queue {name}: it was acknowledged, expired, purged or never sent here"
+        ),
     )
 }
 

@@ -39,7 +39,10 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/queues/{queue}/messages/{id}", get(messages::get_message))
         .route("/queues/{queue}/receive", post(messages::receive))
         .route("/queues/{queue}/ack", post(messages::ack))
-        .route("/queues/{queue}/visibility", post(messages::change_visibility))
+        .route(
+            "/queues/{queue}/visibility",
+            post(messages::change_visibility),
+        )
         .route(
             "/queues/{queue}/receipts/{receipt}",
             axum::routing::delete(messages::ack_one),

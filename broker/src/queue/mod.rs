@@ -70,7 +70,12 @@ impl Queues {
 
     /// Queues in name order whose name starts with `prefix`, after `after`, up to `limit`;
     /// and whether more follow.
-    pub fn list(&self, prefix: &str, after: Option<&str>, limit: usize) -> (Vec<&QueueState>, bool) {
+    pub fn list(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> (Vec<&QueueState>, bool) {
         use std::ops::Bound;
         let start = match after {
             Some(after) if after >= prefix => Bound::Excluded(after.to_string()),
@@ -93,7 +98,10 @@ impl Queues {
 
     /// The oldest log place any queue still refers to.
     pub fn oldest_loc(&self) -> Option<MsgLoc> {
-        self.by_name.values().filter_map(QueueState::oldest_loc).min()
+        self.by_name
+            .values()
+            .filter_map(QueueState::oldest_loc)
+            .min()
     }
 
     /// The earliest instant at which a [`Queues::tick`] has something to do.
@@ -148,15 +156,20 @@ impl Queues {
                 self.next_id += 1;
                 let id = self.next_id;
                 self.names.insert(id, name.to_string());
-                self.by_name
-                    .insert(name.to_string(), QueueState::new(id, name.to_string(), config, now));
+                self.by_name.insert(
+                    name.to_string(),
+                    QueueState::new(id, name.to_string(), config, now),
+                );
                 Ok(true)
             }
         }
     }
 
     pub fn delete(&mut self, name: &str) -> Result<(), ApiError> {
-        let queue = self.by_name.remove(name).ok_or_else(|| queue_not_found(name))?;
+        let queue = self
+            .by_name
+            .remove(name)
+            .ok_or_else(|| queue_not_found(name))?;
         self.names.remove(&queue.id);
         self.redrives.remove(name);
         Ok(())
@@ -224,7 +237,12 @@ impl Queues {
         Ok(deliveries)
     }
 
-    pub fn ack(&mut self, now: u64, name: &str, receipts: &[Receipt]) -> Result<Vec<Result<(), ApiError>>, ApiError> {
+    pub fn ack(
+        &mut self,
+        now: u64,
+        name: &str,
+        receipts: &[Receipt],
+    ) -> Result<Vec<Result<(), ApiError>>, ApiError> {
         let queue = self.get_mut(name)?;
         Ok(receipts.iter().map(|r| queue.ack(now, r)).collect())
     }
@@ -288,14 +306,18 @@ impl Queues {
         if !is_target && waiting == 0 {
             return Err(ApiError::new(
                 ErrorCode::RedriveConflict,
-                format!("queue {name} is no queue's dead-letter queue and holds no dead-lettered messages"),
+                format!(
+                    "queue {name} is no queue's dead-letter queue and holds no dead-lettered messages"
+                ),
             ));
         }
         let tasks = self.redrives.entry(name.to_string()).or_default();
         if tasks.iter().any(|t| t.state == TaskState::Running) {
             return Err(ApiError::new(
                 ErrorCode::RedriveConflict,
-                format!("a redrive of {name} is already running; cancel it or wait for it to finish"),
+                format!(
+                    "a redrive of {name} is already running; cancel it or wait for it to finish"
+                ),
             ));
         }
         self.next_task += 1;
@@ -315,7 +337,13 @@ impl Queues {
     }
 
     /// Moves up to `max` dead letters of a running task back to their sources.
-    pub fn redrive_step(&mut self, now: u64, name: &str, task_id: u64, max: usize) -> Result<RedriveTaskState, ApiError> {
+    pub fn redrive_step(
+        &mut self,
+        now: u64,
+        name: &str,
+        task_id: u64,
+        max: usize,
+    ) -> Result<RedriveTaskState, ApiError> {
         let running = self
             .redrives
             .get(name)

@@ -234,7 +234,9 @@ impl QueueState {
     /// True when a receive at `now` would find a message (counting lapsed deadlines).
     pub fn has_visible(&self, now: u64) -> bool {
         if self.config.fifo {
-            self.ready_groups.iter().any(|(loc, _)| self.fifo_front_visible(*loc, now))
+            self.ready_groups
+                .iter()
+                .any(|(loc, _)| self.fifo_front_visible(*loc, now))
                 || self.in_flight.first().is_some_and(|(t, _)| *t <= now)
         } else {
             self.lane_len > 0
@@ -418,7 +420,12 @@ impl QueueState {
             self.remove_meta(loc);
             expired += 1;
         }
-        self.meta_oldest_sent = self.meta.values().map(|m| m.sent_ms).min().unwrap_or(u64::MAX);
+        self.meta_oldest_sent = self
+            .meta
+            .values()
+            .map(|m| m.sent_ms)
+            .min()
+            .unwrap_or(u64::MAX);
         expired
     }
 

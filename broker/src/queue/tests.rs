@@ -94,7 +94,10 @@ fn a_lapsed_visibility_timeout_redelivers_and_stales_the_old_receipt() {
     f.queue("q", ConfigUpdate::default());
     f.send(0, "q", vec![msg("a")]);
     let first = f.receive(0, "q", 1, 10);
-    assert!(f.receive(9 * S, "q", 1, 10).is_empty(), "hidden until the deadline");
+    assert!(
+        f.receive(9 * S, "q", 1, 10).is_empty(),
+        "hidden until the deadline"
+    );
     let second = f.receive(10 * S, "q", 1, 10);
     assert_eq!(second.len(), 1);
     assert_eq!(second[0].receive_count, 2);
@@ -124,7 +127,10 @@ fn visibility_change_gives_a_new_receipt_and_zero_shows_at_once() {
     f.queue("q", ConfigUpdate::default());
     f.send(0, "q", vec![msg("a")]);
     let d = f.receive(0, "q", 1, 30);
-    let r2 = f.queues.change_visibility(1, "q", &[(d[0].receipt, 60 * S)]).expect("q")[0]
+    let r2 = f
+        .queues
+        .change_visibility(1, "q", &[(d[0].receipt, 60 * S)])
+        .expect("q")[0]
         .clone()
         .expect("changed");
     assert_ne!(r2, d[0].receipt);
@@ -133,14 +139,23 @@ fn visibility_change_gives_a_new_receipt_and_zero_shows_at_once() {
         .clone()
         .unwrap_err();
     assert_eq!(err.code, ErrorCode::ReceiptStale);
-    assert!(f.receive(40 * S, "q", 1, 30).is_empty(), "extended past 30 s");
-    let r3 = f.queues.change_visibility(41 * S, "q", &[(r2, 0)]).expect("q")[0]
+    assert!(
+        f.receive(40 * S, "q", 1, 30).is_empty(),
+        "extended past 30 s"
+    );
+    let r3 = f
+        .queues
+        .change_visibility(41 * S, "q", &[(r2, 0)])
+        .expect("q")[0]
         .clone()
         .expect("changed");
     let again = f.receive(41 * S, "q", 1, 30);
     assert_eq!(again.len(), 1);
     // r3 went stale with the new delivery.
-    let err = f.queues.change_visibility(42 * S, "q", &[(r3, 5)]).expect("q")[0]
+    let err = f
+        .queues
+        .change_visibility(42 * S, "q", &[(r3, 5)])
+        .expect("q")[0]
         .clone()
         .unwrap_err();
     assert_eq!(err.code, ErrorCode::ReceiptStale);
@@ -152,7 +167,10 @@ fn visibility_change_of_a_lapsed_message_is_refused() {
     f.queue("q", ConfigUpdate::default());
     f.send(0, "q", vec![msg("a")]);
     let d = f.receive(0, "q", 1, 1);
-    let err = f.queues.change_visibility(2 * S, "q", &[(d[0].receipt, 10)]).expect("q")[0]
+    let err = f
+        .queues
+        .change_visibility(2 * S, "q", &[(d[0].receipt, 10)])
+        .expect("q")[0]
         .clone()
         .unwrap_err();
     assert_eq!(err.code, ErrorCode::MessageNotInFlight);
@@ -205,7 +223,10 @@ fn priority_holds_for_redelivered_messages_too() {
     low.priority = 9;
     f.send(S, "q", vec![low]);
     let got = f.receive(5 * S, "q", 2, 30);
-    assert_eq!(got[0].loc, locs[0], "the redelivered high-priority message first");
+    assert_eq!(
+        got[0].loc, locs[0],
+        "the redelivered high-priority message first"
+    );
     assert_eq!(got.len(), 2);
 }
 
@@ -287,7 +308,10 @@ fn fifo_keeps_group_order_with_one_in_flight_per_group() {
     );
     let first: Vec<MsgLoc> = f.receive(1, "f", 10, 30).iter().map(|d| d.loc).collect();
     assert_eq!(first, vec![locs[0], locs[1]], "one per group");
-    assert!(f.receive(2, "f", 10, 30).is_empty(), "both groups are locked");
+    assert!(
+        f.receive(2, "f", 10, 30).is_empty(),
+        "both groups are locked"
+    );
     let d = f.receive(31 * S, "f", 10, 30);
     assert_eq!(d.len(), 2, "lapsed: the same fronts again");
     assert_eq!(d[0].loc, locs[0]);
@@ -306,7 +330,10 @@ fn fifo_dedup_returns_the_first_id_within_the_window_only() {
     m.dedup = Some("d1".into());
     let first = f.send(0, "f", vec![m.clone()])[0];
     f.index += 1;
-    let again = f.queues.send(299 * S, "f", f.index, &[m.clone()]).expect("f");
+    let again = f
+        .queues
+        .send(299 * S, "f", f.index, &[m.clone()])
+        .expect("f");
     assert_eq!(again[0], Ok(SendOutcome::Duplicate(first)));
     assert_eq!(f.queues.get("f").expect("f").len(), 1, "nothing stored");
     f.index += 1;
@@ -323,7 +350,12 @@ fn content_dedup_uses_the_body_hash() {
     f.index += 1;
     let out = f
         .queues
-        .send(1, "f", f.index, &[in_group("same", "h"), in_group("other", "g")])
+        .send(
+            1,
+            "f",
+            f.index,
+            &[in_group("same", "h"), in_group("other", "g")],
+        )
         .expect("f");
     assert_eq!(out[0], Ok(SendOutcome::Duplicate(a)));
     assert!(matches!(out[1], Ok(SendOutcome::Stored(_))));
@@ -394,7 +426,10 @@ fn dead_letter_after_max_receives_remembers_the_source_and_redrives_back() {
     let loc = f.send(0, "src", vec![msg("poison")])[0];
     assert_eq!(f.receive(0, "src", 1, 1).len(), 1);
     assert_eq!(f.receive(2 * S, "src", 1, 1).len(), 1);
-    assert!(f.receive(4 * S, "src", 1, 1).is_empty(), "third receive moves it");
+    assert!(
+        f.receive(4 * S, "src", 1, 1).is_empty(),
+        "third receive moves it"
+    );
     assert!(f.queues.get("src").expect("src").is_empty());
     let dlq = f.queues.get("dlq").expect("dlq");
     assert_eq!(dlq.dead_letter_count(), 1);
@@ -407,7 +442,10 @@ fn dead_letter_after_max_receives_remembers_the_source_and_redrives_back() {
     assert_eq!(task.total, 1);
     let err = f.queues.start_redrive(5 * S, "dlq", None).unwrap_err();
     assert_eq!(err.code, ErrorCode::RedriveConflict);
-    let step = f.queues.redrive_step(6 * S, "dlq", task.id, 100).expect("step");
+    let step = f
+        .queues
+        .redrive_step(6 * S, "dlq", task.id, 100)
+        .expect("step");
     assert_eq!(step.moved, 1);
     assert_eq!(step.state, redrive::TaskState::Completed);
     assert!(f.queues.get("dlq").expect("dlq").is_empty());
@@ -426,8 +464,14 @@ fn redrive_of_a_message_whose_source_is_gone_counts_it_failed_and_keeps_it() {
     f.receive(4 * S, "src", 1, 1);
     assert_eq!(f.queues.get("dlq").expect("dlq").len(), 1);
     f.queues.delete("src").expect("delete");
-    let task = f.queues.start_redrive(5 * S, "dlq", Some(10)).expect("start");
-    let step = f.queues.redrive_step(6 * S, "dlq", task.id, 10).expect("step");
+    let task = f
+        .queues
+        .start_redrive(5 * S, "dlq", Some(10))
+        .expect("start");
+    let step = f
+        .queues
+        .redrive_step(6 * S, "dlq", task.id, 10)
+        .expect("step");
     assert_eq!((step.moved, step.failed), (0, 1));
     assert_eq!(f.queues.get("dlq").expect("dlq").len(), 1, "kept");
 }
@@ -459,10 +503,16 @@ fn list_pages_by_prefix() {
         f.queue(name, ConfigUpdate::default());
     }
     let (page, more) = f.queues.list("a", None, 2);
-    assert_eq!(page.iter().map(|q| q.name.as_str()).collect::<Vec<_>>(), ["a1", "a2"]);
+    assert_eq!(
+        page.iter().map(|q| q.name.as_str()).collect::<Vec<_>>(),
+        ["a1", "a2"]
+    );
     assert!(more);
     let (page, more) = f.queues.list("a", Some("a2"), 2);
-    assert_eq!(page.iter().map(|q| q.name.as_str()).collect::<Vec<_>>(), ["a3"]);
+    assert_eq!(
+        page.iter().map(|q| q.name.as_str()).collect::<Vec<_>>(),
+        ["a3"]
+    );
     assert!(!more);
     let (page, _) = f.queues.list("", None, 10);
     assert_eq!(page.len(), 4);
@@ -489,10 +539,21 @@ fn peek_and_look_change_nothing() {
     assert_eq!(peeked.iter().map(|p| p.loc).collect::<Vec<_>>(), locs);
     assert_eq!(f.queues, before);
     let d = f.receive(1, "q", 1, 30);
-    let looked = f.queues.get("q").expect("q").look(d[0].loc, 2).expect("present");
+    let looked = f
+        .queues
+        .get("q")
+        .expect("q")
+        .look(d[0].loc, 2)
+        .expect("present");
     assert_eq!(looked.state, MessageState::InFlight);
     assert_eq!(looked.visible_at_ms, Some(1 + 30 * S));
-    assert!(f.queues.get("q").expect("q").look(MsgLoc::new(99, 0), 2).is_none());
+    assert!(
+        f.queues
+            .get("q")
+            .expect("q")
+            .look(MsgLoc::new(99, 0), 2)
+            .is_none()
+    );
 }
 
 #[test]

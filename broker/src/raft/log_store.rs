@@ -158,9 +158,8 @@ impl LogStore {
         let Some(bytes) = self.inner.log.read(index)? else {
             return Ok(None);
         };
-        let entry: Arc<Entry> = Arc::new(
-            postcard::from_bytes(&bytes).map_err(|e| decode_err("entry", e))?,
-        );
+        let entry: Arc<Entry> =
+            Arc::new(postcard::from_bytes(&bytes).map_err(|e| decode_err("entry", e))?);
         let mut rc = lock(&self.inner.read_cache);
         if rc.entries.insert(index, entry.clone()).is_none() {
             rc.order.push_back(index);
@@ -268,7 +267,11 @@ impl RaftLogReader<TypeConfig> for LogStore {
         Ok(lock(&self.inner.state).vote)
     }
 
-    async fn limited_get_log_entries(&mut self, start: u64, end: u64) -> Result<Vec<Entry>, io::Error> {
+    async fn limited_get_log_entries(
+        &mut self,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<Entry>, io::Error> {
         // Bound one replication read to what the cache budget allows.
         let end = end.min(start + 4096);
         self.read_range(start..end)
@@ -317,7 +320,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         Ok(lock(&self.inner.state).committed)
     }
 
-    async fn append<I>(&mut self, entries: I, callback: IOFlushed<TypeConfig>) -> Result<(), io::Error>
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: IOFlushed<TypeConfig>,
+    ) -> Result<(), io::Error>
     where
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
@@ -334,7 +341,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 }
                 debug_assert_eq!(state.cache_first + state.cache.len() as u64, index);
                 state.cache_bytes += payload.len();
-                state.cache.push_back((Arc::new(entry.clone()), payload.len()));
+                state
+                    .cache
+                    .push_back((Arc::new(entry.clone()), payload.len()));
                 last = Some(entry.log_id);
                 records.push(Record {
                     kind: KIND_ENTRY,
@@ -384,7 +393,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 state.durable_upto = keep_upto;
             }
         }
-        lock(&self.inner.read_cache).entries.retain(|&i, _| Some(i) <= keep_upto);
+        lock(&self.inner.read_cache)
+            .entries
+            .retain(|&i, _| Some(i) <= keep_upto);
         match keep_upto {
             Some(index) => self.inner.log.truncate_after(index),
             None => {

@@ -200,8 +200,10 @@ impl StateMachine {
 
     fn decode(data: &[u8]) -> io::Result<(SnapshotHeader, SnapshotBody)> {
         let (header, body_start) = Self::decode_header(data)?;
-        let body: SnapshotBody = postcard::from_bytes(&data[body_start..data.len() - 4])
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("snapshot body: {e}")))?;
+        let body: SnapshotBody =
+            postcard::from_bytes(&data[body_start..data.len() - 4]).map_err(|e| {
+                io::Error::new(io::ErrorKind::InvalidData, format!("snapshot body: {e}"))
+            })?;
         Ok((header, body))
     }
 
@@ -295,7 +297,10 @@ fn wakes(command: &Command) -> Wake<'_> {
 
 impl SmState {
     fn apply(&mut self, entry: &Entry) -> Response {
-        if self.last_applied.is_some_and(|applied| entry.log_id <= applied) {
+        if self
+            .last_applied
+            .is_some_and(|applied| entry.log_id <= applied)
+        {
             return Response::Done;
         }
         self.last_applied = Some(entry.log_id);
@@ -340,9 +345,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     type SnapshotData = SnapshotData;
     type SnapshotBuilder = SnapshotBuilder;
 
-    async fn applied_state(
-        &mut self,
-    ) -> Result<(Option<LogId>, StoredMembership), io::Error> {
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), io::Error> {
         let state = self.read();
         Ok((state.last_applied, state.membership.clone()))
     }
@@ -467,9 +470,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         Ok(())
     }
 
-    async fn get_current_snapshot(
-        &mut self,
-    ) -> Result<Option<Snapshot>, io::Error> {
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
         let data = match fs::read(self.snapshot_path()) {
             Ok(data) => data,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),

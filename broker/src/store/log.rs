@@ -372,11 +372,8 @@ fn recover(dir: &Path) -> io::Result<(Index, Recovered)> {
             );
             file.set_len(scan.valid_len)?;
             file.sync_all()?;
-            recovered.truncated = Some((
-                path.clone(),
-                scan.valid_len,
-                scan.file_len - scan.valid_len,
-            ));
+            recovered.truncated =
+                Some((path.clone(), scan.valid_len, scan.file_len - scan.valid_len));
             cut_rest = true;
         }
         let first_index = scan.first_index.or(index.next_entry).unwrap_or(0);
@@ -895,7 +892,10 @@ mod tests {
             log.sync().expect("sync");
         }
         let (log, rec) = open(dir.path(), 64);
-        assert_eq!(rec.markers.get(&3).map(Vec::as_slice), Some(&b"purged-at-0"[..]));
+        assert_eq!(
+            rec.markers.get(&3).map(Vec::as_slice),
+            Some(&b"purged-at-0"[..])
+        );
         let (first, last) = rec.entries.expect("entries");
         assert!(first > 1 && first <= 15, "first {first}");
         assert_eq!(last, 17);
@@ -963,17 +963,21 @@ mod tests {
 
     #[test]
     fn concurrent_appends_share_a_sync() {
-        struct Count(std::sync::atomic::AtomicUsize, std::sync::atomic::AtomicUsize);
+        struct Count(
+            std::sync::atomic::AtomicUsize,
+            std::sync::atomic::AtomicUsize,
+        );
         impl CommitObserver for Count {
             fn committed(&self, records: usize, _: usize, _: Duration) {
                 self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                self.1.fetch_add(records, std::sync::atomic::Ordering::Relaxed);
+                self.1
+                    .fetch_add(records, std::sync::atomic::Ordering::Relaxed);
             }
         }
         let dir = tempfile::tempdir().expect("tempdir");
         let count = Arc::new(Count(Default::default(), Default::default()));
-        let (log, _) = SegmentLog::open(dir.path(), LogOptions::default(), Some(count.clone()))
-            .expect("open");
+        let (log, _) =
+            SegmentLog::open(dir.path(), LogOptions::default(), Some(count.clone())).expect("open");
         let (tx, rx) = mpsc::channel();
         for i in 1..=1000 {
             let tx = tx.clone();
@@ -988,6 +992,9 @@ mod tests {
         }
         let syncs = count.0.load(std::sync::atomic::Ordering::Relaxed);
         assert_eq!(count.1.load(std::sync::atomic::Ordering::Relaxed), 1000);
-        assert!(syncs < 1000, "{syncs} syncs for 1000 appends: no group commit");
+        assert!(
+            syncs < 1000,
+            "{syncs} syncs for 1000 appends: no group commit"
+        );
     }
 }
