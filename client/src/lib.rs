@@ -171,14 +171,10 @@ impl Client {
         struct Batch<'a> {
             messages: &'a [SendMessage],
         }
-        let results: BatchResults<Sent> = self
+        let results: batch_wire::Results<batch_wire::SentOrError> = self
             .post(&["v1", "queues", queue, "messages"], &Batch { messages })
             .await?;
-        Ok(results
-            .results
-            .into_iter()
-            .map(BatchResult::into_result)
-            .collect())
+        Ok(results.results.into_iter().map(Into::into).collect())
     }
 
     /// Receives up to `request.max` messages, waiting up to `waitSeconds` for the first.
@@ -203,14 +199,10 @@ impl Client {
         struct Ack<'a> {
             receipts: &'a [String],
         }
-        let results: BatchResults<Acked> = self
+        let results: batch_wire::Results<batch_wire::AckedOrError> = self
             .post(&["v1", "queues", queue, "ack"], &Ack { receipts })
             .await?;
-        Ok(results
-            .results
-            .into_iter()
-            .map(|r| r.into_result().map(|_| ()))
-            .collect())
+        Ok(results.results.into_iter().map(Into::into).collect())
     }
 
     /// Acknowledges one receipt.
@@ -234,17 +226,13 @@ impl Client {
         struct Visibility<'a> {
             entries: &'a [VisibilityEntry],
         }
-        let results: BatchResults<NewReceipt> = self
+        let results: batch_wire::Results<batch_wire::ReceiptOrError> = self
             .post(
                 &["v1", "queues", queue, "visibility"],
                 &Visibility { entries },
             )
             .await?;
-        Ok(results
-            .results
-            .into_iter()
-            .map(BatchResult::into_result)
-            .collect())
+        Ok(results.results.into_iter().map(Into::into).collect())
     }
 
     /// Hides (or shows, with 0) one received message for `seconds` from now.

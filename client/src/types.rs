@@ -277,27 +277,92 @@ pub struct Sent {
     pub duplicate: bool,
 }
 
-/// One result of a batch: `{"id"}` or `{"error"}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One result of a batch: the entry's answer, or `{"error"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum BatchResult<T> {
     Error { error: crate::ApiError },
     Ok(T),
 }
 
-impl<T> BatchResult<T> {
-    pub fn into_result(self) -> Result<T, crate::ApiError> {
-        match self {
-            BatchResult::Ok(v) => Ok(v),
-            BatchResult::Error { error } => Err(error),
-        }
-    }
-}
-
 /// `{"results": [...]}`: one result per entry of a batch, in order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BatchResults<T> {
     pub results: Vec<BatchResult<T>>,
+}
+
+/// How the client reads batch results: every field of either shape, optional, so no
+/// buffering of untagged variants is needed.
+pub(crate) mod batch_wire {
+    use serde::Deserialize;
+
+    use super::{NewReceipt, Sent};
+    use crate::ApiError;
+
+    #[derive(Deserialize)]
+    pub struct Results<R> {
+        pub results: Vec<R>,
+    }
+
+    #[derive(Deserialize)]
+    pub struct SentOrError {
+        #[serde(default)]
+        id: Option<String>,
+        #[serde(default)]
+        duplicate: bool,
+        #[serde(default)]
+        error: Option<ApiError>,
+    }
+
+    #[derive(Deserialize)]
+    pub struct AckedOrError {
+        #[serde(default)]
+        error: Option<ApiError>,
+    }
+
+    #[derive(Deserialize)]
+    pub struct ReceiptOrError {
+        #[serde(default)]
+        receipt: Option<String>,
+        #[serde(default)]
+        error: Option<ApiError>,
+    }
+
+    fn malformed(what: &str) -> ApiError {
+        ApiError::new(
+            crate::ErrorCode::Unknown,
+            format!("a batch result has neither {what} nor error"),
+        )
+    }
+
+    impl From<SentOrError> for Result<Sent, ApiError> {
+        fn from(r: SentOrError) -> Self {
+            match (r.error, r.id) {
+                (Some(e), _) => Err(e),
+                (None, Some(id)) => Ok(Sent {
+                    id,
+                    duplicate: r.duplicate,
+                }),
+                (None, None) => Err(malformed("id")),
+            }
+        }
+    }
+
+    impl From<AckedOrError> for Result<(), ApiError> {
+        fn from(r: AckedOrError) -> Self {
+            r.error.map_or(Ok(()), Err)
+        }
+    }
+
+    impl From<ReceiptOrError> for Result<NewReceipt, ApiError> {
+        fn from(r: ReceiptOrError) -> Self {
+            match (r.error, r.receipt) {
+                (Some(e), _) => Err(e),
+                (None, Some(receipt)) => Ok(NewReceipt { receipt }),
+                (None, None) => Err(malformed("receipt")),
+            }
+        }
+    }
 }
 
 /// The body of `POST /v1/queues/{queue}/receive`. Absent fields take the queue's values.

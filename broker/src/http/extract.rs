@@ -26,6 +26,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
         } else {
             &bytes
         };
+        if let Ok(value) = serde_json::from_slice(bytes) {
+            return Ok(Json(value));
+        }
+        // Parse again, tracking the path, only to say where the body is wrong.
         let de = &mut serde_json::Deserializer::from_slice(bytes);
         serde_path_to_error::deserialize(de).map(Json).map_err(|e| {
             let path = e.path().to_string();

@@ -152,12 +152,12 @@ fn sent(node: &Node, outcome: SendOutcome) -> Sent {
 pub async fn send(
     State(node): State<Arc<Node>>,
     Path(name): Path<String>,
-    Json(request): Json<SendRequest>,
+    Json(mut request): Json<SendRequest>,
 ) -> HttpResult<axum::response::Response> {
     use axum::response::IntoResponse;
     check_name(&name)?;
     let now = now_ms();
-    let (messages, batch) = match request.messages.clone() {
+    let (messages, batch) = match request.messages.take() {
         Some(messages) => {
             if request.has_message_fields() {
                 return Err(HttpError::invalid(

@@ -306,14 +306,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         lock(&self.inner.state).committed = committed;
         let payload = postcard::to_allocvec(&committed).map_err(io::Error::other)?;
         // Durable with the next group commit; a lost one only means replaying less.
-        self.inner.log.append(
-            vec![Record {
-                kind: MARKER_COMMITTED,
-                index: 0,
-                payload,
-            }],
-            None,
-        )
+        self.inner
+            .log
+            .append(vec![Record::new(MARKER_COMMITTED, 0, &payload)], None)
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {
@@ -329,27 +324,29 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
+        // Encode outside the lock; readers only wait for the pushes into the cache.
         let mut records = Vec::new();
-        let mut last = None;
+        let mut cached = Vec::new();
+        for entry in entries {
+            let record = Record::build(KIND_ENTRY, entry.log_id.index, |buf| {
+                postcard::to_io(&entry, buf)
+                    .map(|_| ())
+                    .map_err(io::Error::other)
+            })?;
+            cached.push((Arc::new(entry), record.payload().len()));
+            records.push(record);
+        }
+        let last = cached.last().map(|(entry, _)| entry.log_id);
         {
             let mut state = lock(&self.inner.state);
-            for entry in entries {
-                let payload = postcard::to_allocvec(&entry).map_err(io::Error::other)?;
+            for (entry, bytes) in cached {
                 let index = entry.log_id.index;
                 if state.cache.is_empty() {
                     state.cache_first = index;
                 }
                 debug_assert_eq!(state.cache_first + state.cache.len() as u64, index);
-                state.cache_bytes += payload.len();
-                state
-                    .cache
-                    .push_back((Arc::new(entry.clone()), payload.len()));
-                last = Some(entry.log_id);
-                records.push(Record {
-                    kind: KIND_ENTRY,
-                    index,
-                    payload,
-                });
+                state.cache_bytes += bytes;
+                state.cache.push_back((entry, bytes));
             }
             if last.is_some() {
                 state.last_log_id = last;
@@ -442,14 +439,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             self.inner.log.reset(log_id.index + 1)?;
         }
         let payload = postcard::to_allocvec(&Some(log_id)).map_err(io::Error::other)?;
-        self.inner.log.append(
-            vec![Record {
-                kind: MARKER_PURGED,
-                index: 0,
-                payload,
-            }],
-            None,
-        )?;
+        self.inner
+            .log
+            .append(vec![Record::new(MARKER_PURGED, 0, &payload)], None)?;
         if !beyond_last {
             self.inner.log.delete_before(floor.min(log_id.index + 1))?;
         }

@@ -67,13 +67,62 @@ pub trait CommitObserver: Send + Sync {
     fn committed(&self, records: usize, bytes: usize, sync_time: Duration);
 }
 
-/// One record to append.
+/// One record to append: its header is filled in by the writer, in place, so the payload
+/// is never copied on its way to the file.
 #[derive(Debug, Clone)]
 pub struct Record {
-    pub kind: u8,
-    pub index: u64,
-    pub payload: Vec<u8>,
+    kind: u8,
+    index: u64,
+    /// `HEADER_LEN` bytes for the header, then the payload.
+    frame: Vec<u8>,
 }
+
+impl Record {
+    pub fn new(kind: u8, index: u64, payload: &[u8]) -> Self {
+        let mut frame = Vec::with_capacity(HEADER_LEN + payload.len());
+        frame.resize(HEADER_LEN, 0);
+        frame.extend_from_slice(payload);
+        Self { kind, index, frame }
+    }
+
+    /// A record whose payload `fill` appends to the buffer it is given.
+    pub fn build(
+        kind: u8,
+        index: u64,
+        fill: impl FnOnce(&mut Vec<u8>) -> io::Result<()>,
+    ) -> io::Result<Self> {
+        let mut frame = vec![0; HEADER_LEN];
+        fill(&mut frame)?;
+        Ok(Self { kind, index, frame })
+    }
+
+    pub fn kind(&self) -> u8 {
+        self.kind
+    }
+
+    pub fn index(&self) -> u64 {
+        self.index
+    }
+
+    pub fn payload(&self) -> &[u8] {
+        &self.frame[HEADER_LEN..]
+    }
+
+    /// Writes the header: length, kind, index, and the CRC over all of it but itself.
+    fn seal(&mut self) {
+        let len = (self.frame.len() - HEADER_LEN) as u32;
+        self.frame[4..8].copy_from_slice(&len.to_le_bytes());
+        self.frame[8] = self.kind;
+        self.frame[9..12].copy_from_slice(&[0; 3]);
+        self.frame[12..20].copy_from_slice(&self.index.to_le_bytes());
+        let crc = crc32c::crc32c(&self.frame[4..]);
+        self.frame[..4].copy_from_slice(&crc.to_le_bytes());
+    }
+}
+
+/// Records at least this large are written straight from their own buffer; smaller ones
+/// are gathered into one write.
+const DIRECT_WRITE: usize = 8 << 10;
 
 /// What recovery found on open.
 #[derive(Debug, Default)]
@@ -135,18 +184,6 @@ enum Op {
 
 fn segment_path(dir: &Path, seq: u64) -> PathBuf {
     dir.join(format!("{seq:020}.seg"))
-}
-
-fn encode_record(out: &mut Vec<u8>, record: &Record) {
-    let start = out.len();
-    out.extend_from_slice(&[0; 4]);
-    out.extend_from_slice(&(record.payload.len() as u32).to_le_bytes());
-    out.push(record.kind);
-    out.extend_from_slice(&[0; 3]);
-    out.extend_from_slice(&record.index.to_le_bytes());
-    out.extend_from_slice(&record.payload);
-    let crc = crc32c::crc32c(&out[start + 4..]);
-    out[start..start + 4].copy_from_slice(&crc.to_le_bytes());
 }
 
 struct Header {
@@ -511,7 +548,7 @@ impl Writer {
                 Op::Append(batch, done) => {
                     records += batch.len();
                     if result.is_ok() {
-                        result = self.write(&batch).map(|n| bytes += n);
+                        result = self.write(batch).map(|n| bytes += n);
                         dirty = true;
                     }
                     if let Some(done) = done {
@@ -571,10 +608,10 @@ impl Writer {
 
     /// Appends a batch to the active segment, rolling to a new one when it is full.
     /// Returns the bytes written.
-    fn write(&mut self, batch: &[Record]) -> io::Result<usize> {
-        for record in batch {
+    fn write(&mut self, mut batch: Vec<Record>) -> io::Result<usize> {
+        for record in &batch {
             if record.kind != KIND_ENTRY {
-                self.sticky.insert(record.kind, record.payload.clone());
+                self.sticky.insert(record.kind, record.payload().to_vec());
             }
         }
         let mut written = 0;
@@ -601,12 +638,16 @@ impl Writer {
             };
             self.buf.clear();
             let mut offsets = Vec::new();
+            // Bytes of this segment written so far in this round, directly or via `buf`.
+            let mut flushed = 0u64;
+            let mut first_in_segment = true;
             while i < batch.len() {
-                let record = &batch[i];
-                let pos = start_len + self.buf.len() as u64;
-                if i > 0 && pos >= self.shared.options.segment_bytes && !self.buf.is_empty() {
+                let pos = start_len + flushed + self.buf.len() as u64;
+                if !first_in_segment && pos >= self.shared.options.segment_bytes {
                     break;
                 }
+                first_in_segment = false;
+                let record = &mut batch[i];
                 if record.kind == KIND_ENTRY {
                     if let Some(expected) = next_entry
                         && record.index != expected
@@ -625,17 +666,29 @@ impl Writer {
                     offsets.push(pos);
                     next_entry = Some(record.index + 1);
                 }
-                encode_record(&mut self.buf, record);
+                record.seal();
+                if record.frame.len() >= DIRECT_WRITE {
+                    if !self.buf.is_empty() {
+                        file.write_all_at(&self.buf, start_len + flushed)?;
+                        flushed += self.buf.len() as u64;
+                        self.buf.clear();
+                    }
+                    file.write_all_at(&record.frame, start_len + flushed)?;
+                    flushed += record.frame.len() as u64;
+                } else {
+                    self.buf.extend_from_slice(&record.frame);
+                }
                 i += 1;
             }
-            file.write_all_at(&self.buf, start_len)?;
-            written += self.buf.len();
+            file.write_all_at(&self.buf, start_len + flushed)?;
+            flushed += self.buf.len() as u64;
+            written += flushed as usize;
             let mut idx = lock(&self.shared.index);
             idx.next_entry = next_entry;
             let seg = idx.segments.last_mut().expect("active segment");
             seg.first_index = first_index;
             seg.offsets.extend(offsets);
-            seg.len = start_len + self.buf.len() as u64;
+            seg.len = start_len + flushed;
         }
         if self.buf.capacity() > 16 << 20 {
             self.buf = Vec::new();
@@ -669,14 +722,9 @@ impl Writer {
         sync_dir(&self.shared.dir)?;
         let mut buf = Vec::new();
         for (&kind, payload) in &self.sticky {
-            encode_record(
-                &mut buf,
-                &Record {
-                    kind,
-                    index: 0,
-                    payload: payload.clone(),
-                },
-            );
+            let mut record = Record::new(kind, 0, payload);
+            record.seal();
+            buf.extend_from_slice(&record.frame);
         }
         file.write_all_at(&buf, 0)?;
         let mut idx = lock(&self.shared.index);
@@ -763,13 +811,9 @@ impl Writer {
         let markers: Vec<Record> = self
             .sticky
             .iter()
-            .map(|(&kind, payload)| Record {
-                kind,
-                index: 0,
-                payload: payload.clone(),
-            })
+            .map(|(&kind, payload)| Record::new(kind, 0, payload))
             .collect();
-        self.write(&markers).map(|_| ())
+        self.write(markers).map(|_| ())
     }
 
     fn sync_active(&self) -> io::Result<()> {
@@ -821,11 +865,7 @@ mod tests {
     use super::*;
 
     fn entry(index: u64, body: &str) -> Record {
-        Record {
-            kind: KIND_ENTRY,
-            index,
-            payload: body.as_bytes().to_vec(),
-        }
+        Record::new(KIND_ENTRY, index, body.as_bytes())
     }
 
     fn open(dir: &Path, segment_bytes: u64) -> (SegmentLog, Recovered) {
@@ -878,11 +918,7 @@ mod tests {
             let (log, _) = open(dir.path(), 64);
             append_sync(
                 &log,
-                vec![Record {
-                    kind: 3,
-                    index: 0,
-                    payload: b"purged-at-0".to_vec(),
-                }],
+                vec![Record::new(3, 0, b"purged-at-0")],
             );
             for i in 1..=20 {
                 append_sync(&log, vec![entry(i, "x")]);

@@ -1,0 +1,442 @@
+//! The workloads of `sluice-bench` and what they measure: throughput, latency
+//! percentiles, and the CPU of the server and of the client itself (they share the
+//! machine, so both count).
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use sluice_client::{Client, QueueAttributesUpdate, ReceiveRequest, SendMessage};
+use tokio::sync::{Mutex, oneshot};
+
+/// What runs the workload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum System {
+    /// A Sluice broker.
+    Sluice,
+    /// The physical limit: the same batches appended to a file, one fdatasync per group
+    /// of concurrent writes; no HTTP, no Raft.
+    Disk,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Workload {
+    /// Send batches.
+    Send,
+    /// Send a batch, receive it, acknowledge it.
+    Cycle,
+}
+
+/// One run's parameters.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    pub system: System,
+    pub replicas: u32,
+    pub workload: Workload,
+    pub size: usize,
+    pub batch: usize,
+    pub concurrency: usize,
+    pub duration: Duration,
+    /// Messages per second to offer, across all workers; unlimited when `None`.
+    pub rate: Option<u64>,
+    pub progress: bool,
+}
+
+/// One run's figures; the JSON form is the contract's last line.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunResult {
+    pub system: System,
+    pub replicas: u32,
+    pub workload: Workload,
+    pub size: usize,
+    pub batch: usize,
+    pub concurrency: usize,
+    pub msgs_per_sec: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    /// Busy time of the server process over the run, in cores (1.0 = one core).
+    pub server_cores: Option<f64>,
+    /// Busy time of this benchmark process over the run, in cores.
+    pub client_cores: f64,
+    /// The server's peak resident memory, MiB.
+    pub server_peak_rss_mib: Option<f64>,
+    pub offered_rate: Option<u64>,
+    pub messages: u64,
+    pub seconds: f64,
+}
+
+/// CPU time (user + system) of a process so far, from `/proc`.
+pub fn cpu_time(pid: Option<u32>) -> Option<Duration> {
+    let path = match pid {
+        Some(pid) => format!("/proc/{pid}/stat"),
+        None => "/proc/self/stat".to_string(),
+    };
+    let stat = fs::read_to_string(path).ok()?;
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    // Linux reports in clock ticks of 1/100 s on every platform we run on.
+    Some(Duration::from_millis((utime + stime) * 10))
+}
+
+/// Peak resident memory of a process, MiB, from `/proc/<pid>/status`.
+pub fn peak_rss_mib(pid: u32) -> Option<f64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+/// Current resident memory of a process, MiB.
+pub fn rss_mib(pid: u32) -> Option<f64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+/// Latencies (µs) and message counts shared by the workers of a run.
+struct Tally {
+    latency: Mutex<Histogram<u64>>,
+    messages: AtomicU64,
+    errors: AtomicU64,
+}
+
+impl Tally {
+    fn new() -> Self {
+        Self {
+            latency: Mutex::new(
+                Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds"),
+            ),
+            messages: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+        }
+    }
+
+    async fn record(&self, started: Instant, messages: u64) {
+        let micros = started.elapsed().as_micros().clamp(1, 60_000_000) as u64;
+        self.latency.lock().await.saturating_record(micros);
+        self.messages.fetch_add(messages, Ordering::Relaxed);
+    }
+}
+
+/// Paces one worker to its share of the offered rate.
+struct Pacer {
+    interval: Option<Duration>,
+    next: tokio::time::Instant,
+}
+
+impl Pacer {
+    fn new(rate: Option<u64>, workers: usize, batch: usize) -> Self {
+        let interval = rate.filter(|r| *r > 0).map(|r| {
+            let batches_per_sec = r as f64 / (workers * batch) as f64;
+            Duration::from_secs_f64(1.0 / batches_per_sec)
+        });
+        Self {
+            interval,
+            next: tokio::time::Instant::now(),
+        }
+    }
+
+    async fn wait(&mut self) {
+        if let Some(interval) = self.interval {
+            tokio::time::sleep_until(self.next).await;
+            self.next += interval;
+        }
+    }
+}
+
+/// A message body of `size` bytes that names its worker and number.
+fn body(size: usize, worker: usize, n: u64) -> String {
+    let mut s = format!("w{worker}-{n}-");
+    s.truncate(size);
+    s.push_str(&"x".repeat(size - s.len()));
+    s
+}
+
+/// Runs a workload against a Sluice broker at `client`; `server_pid` for CPU and RSS.
+pub async fn run_sluice(
+    config: &RunConfig,
+    client: &Client,
+    server_pid: Option<u32>,
+) -> Result<RunResult> {
+    let queue = format!(
+        "bench-{:?}-{}",
+        config.workload,
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0)
+    )
+    .to_lowercase();
+    client
+        .put_queue(
+            &queue,
+            &QueueAttributesUpdate {
+                max_message_bytes: Some(1 << 20),
+                ..Default::default()
+            },
+        )
+        .await
+        .context("creating the benchmark queue")?;
+    let tally = Arc::new(Tally::new());
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for worker in 0..config.concurrency {
+        let client = client.clone();
+        let queue = queue.clone();
+        let tally = tally.clone();
+        let stop = stop.clone();
+        let config = config.clone();
+        workers.push(tokio::spawn(async move {
+            let mut pacer = Pacer::new(config.rate, config.concurrency, config.batch);
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                pacer.wait().await;
+                let batch: Vec<SendMessage> = (0..config.batch)
+                    .map(|_| {
+                        n += 1;
+                        SendMessage::text(body(config.size, worker, n))
+                    })
+                    .collect();
+                let started = Instant::now();
+                let sent = match client.send_batch(&queue, &batch).await {
+                    Ok(results) => results.iter().filter(|r| r.is_ok()).count() as u64,
+                    Err(_) => {
+                        tally.errors.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                };
+                match config.workload {
+                    Workload::Send => tally.record(started, sent).await,
+                    Workload::Cycle => {
+                        let mut acked = 0u64;
+                        let mut want = sent;
+                        while want > 0 {
+                            let request = ReceiveRequest {
+                                max: Some(want.min(32) as u32),
+                                wait_seconds: Some(0),
+                                visibility_seconds: Some(60),
+                            };
+                            let Ok(got) = client.receive(&queue, &request).await else {
+                                tally.errors.fetch_add(1, Ordering::Relaxed);
+                                break;
+                            };
+                            if got.is_empty() {
+                                break;
+                            }
+                            want = want.saturating_sub(got.len() as u64);
+                            let receipts: Vec<String> =
+                                got.into_iter().filter_map(|m| m.receipt).collect();
+                            match client.ack(&queue, &receipts).await {
+                                Ok(r) => acked += r.iter().filter(|r| r.is_ok()).count() as u64,
+                                Err(_) => {
+                                    tally.errors.fetch_add(1, Ordering::Relaxed);
+                                }
+                            }
+                        }
+                        tally.record(started, acked).await;
+                    }
+                }
+            }
+        }));
+    }
+    let (elapsed, server_cpu, client_cpu) =
+        measure(config, &tally, &stop, server_pid, workers).await?;
+    finish(config, &tally, elapsed, server_cpu, client_cpu, server_pid).await
+}
+
+/// Lets the workers run for the configured time, with a progress bar; returns the run's
+/// wall time and the CPU each side used.
+async fn measure(
+    config: &RunConfig,
+    tally: &Tally,
+    stop: &AtomicBool,
+    server_pid: Option<u32>,
+    workers: Vec<tokio::task::JoinHandle<()>>,
+) -> Result<(Duration, Option<Duration>, Duration)> {
+    let server_before = server_pid.and_then(|p| cpu_time(Some(p)));
+    let client_before = cpu_time(None).unwrap_or_default();
+    let started = Instant::now();
+    let bar = if config.progress {
+        let bar = indicatif::ProgressBar::new(config.duration.as_secs().max(1));
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len}s {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        Some(bar)
+    } else {
+        None
+    };
+    while started.elapsed() < config.duration {
+        tokio::time::sleep(Duration::from_millis(250).min(config.duration)).await;
+        if let Some(bar) = &bar {
+            let rate = tally.messages.load(Ordering::Relaxed) as f64
+                / started.elapsed().as_secs_f64();
+            bar.set_position(started.elapsed().as_secs());
+            bar.set_message(format!("{rate:.0} msg/s"));
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let elapsed = started.elapsed();
+    let server_after = server_pid.and_then(|p| cpu_time(Some(p)));
+    let client_after = cpu_time(None).unwrap_or_default();
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    for w in workers {
+        w.await.context("worker panicked")?;
+    }
+    let server_cpu = server_before
+        .zip(server_after)
+        .map(|(b, a)| a.saturating_sub(b));
+    Ok((elapsed, server_cpu, client_after.saturating_sub(client_before)))
+}
+
+async fn finish(
+    config: &RunConfig,
+    tally: &Tally,
+    elapsed: Duration,
+    server_cpu: Option<Duration>,
+    client_cpu: Duration,
+    server_pid: Option<u32>,
+) -> Result<RunResult> {
+    let messages = tally.messages.load(Ordering::Relaxed);
+    let errors = tally.errors.load(Ordering::Relaxed);
+    if messages == 0 {
+        bail!("no message got through ({errors} errors)");
+    }
+    let h = tally.latency.lock().await;
+    let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+    let secs = elapsed.as_secs_f64();
+    Ok(RunResult {
+        system: config.system,
+        replicas: config.replicas,
+        workload: config.workload,
+        size: config.size,
+        batch: config.batch,
+        concurrency: config.concurrency,
+        msgs_per_sec: messages as f64 / secs,
+        p50_ms: ms(0.5),
+        p99_ms: ms(0.99),
+        p999_ms: ms(0.999),
+        server_cores: server_cpu.map(|c| c.as_secs_f64() / secs),
+        client_cores: client_cpu.as_secs_f64() / secs,
+        server_peak_rss_mib: server_pid.and_then(peak_rss_mib),
+        offered_rate: config.rate,
+        messages,
+        seconds: secs,
+    })
+}
+
+/// A group-commit writer: appends what concurrent writers hand it, one fdatasync per
+/// group, then answers them all.
+fn disk_writer(path: &Path, rx: std::sync::mpsc::Receiver<(Vec<u8>, oneshot::Sender<()>)>) -> Result<()> {
+    let mut file = File::create(path)?;
+    let mut written = 0u64;
+    while let Ok(first) = rx.recv() {
+        let mut group = vec![first];
+        while let Ok(next) = rx.try_recv() {
+            group.push(next);
+        }
+        for (buf, _) in &group {
+            file.write_all(buf)?;
+            written += buf.len() as u64;
+        }
+        file.sync_data()?;
+        for (_, done) in group {
+            let _ = done.send(());
+        }
+        // Keep the file from growing without bound on long runs.
+        if written > 1 << 30 {
+            file = File::create(path)?;
+            written = 0;
+        }
+    }
+    Ok(())
+}
+
+/// Runs the `disk` system: the physical limit of the same batches.
+pub async fn run_disk(config: &RunConfig, dir: &Path) -> Result<RunResult> {
+    let path: PathBuf = dir.join("disk-bench.dat");
+    let (tx, rx) = std::sync::mpsc::channel::<(Vec<u8>, oneshot::Sender<()>)>();
+    let writer_path = path.clone();
+    let writer = std::thread::spawn(move || disk_writer(&writer_path, rx));
+    let tally = Arc::new(Tally::new());
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for worker in 0..config.concurrency {
+        let tx = tx.clone();
+        let tally = tally.clone();
+        let stop = stop.clone();
+        let config = config.clone();
+        workers.push(tokio::spawn(async move {
+            let mut pacer = Pacer::new(config.rate, config.concurrency, config.batch);
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                pacer.wait().await;
+                let mut buf = Vec::with_capacity(config.size * config.batch);
+                for _ in 0..config.batch {
+                    n += 1;
+                    buf.extend_from_slice(body(config.size, worker, n).as_bytes());
+                }
+                let started = Instant::now();
+                let (done_tx, done_rx) = oneshot::channel();
+                if tx.send((buf, done_tx)).is_err() || done_rx.await.is_err() {
+                    tally.errors.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                let n_msgs = match config.workload {
+                    Workload::Send | Workload::Cycle => config.batch as u64,
+                };
+                tally.record(started, n_msgs).await;
+            }
+        }));
+    }
+    drop(tx);
+    let (elapsed, _, client_cpu) = measure(config, &tally, &stop, None, workers).await?;
+    let result = finish(config, &tally, elapsed, None, client_cpu, None).await;
+    writer
+        .join()
+        .map_err(|_| anyhow::anyhow!("disk writer panicked"))??;
+    let _ = fs::remove_file(&path);
+    result
+}
+
+/// A row of the results table.
+pub fn table_row(r: &RunResult) -> String {
+    format!(
+        "| {:?} | {} | {:?} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {:.2} | {} |",
+        r.system,
+        r.replicas,
+        r.workload,
+        r.size,
+        r.batch,
+        r.concurrency,
+        r.msgs_per_sec,
+        r.p50_ms,
+        r.p99_ms,
+        r.p999_ms,
+        r.server_cores
+            .map(|c| format!("{c:.2}"))
+            .unwrap_or_else(|| "-".into()),
+        r.client_cores,
+        r.server_peak_rss_mib
+            .map(|m| format!("{m:.0}"))
+            .unwrap_or_else(|| "-".into()),
+    )
+}
+
+pub const TABLE_HEADER: &str = "| system | replicas | workload | size | batch | concurrency | msg/s | p50 ms | p99 ms | p999 ms | server cores | client cores | server peak RSS MiB |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|";
