@@ -139,14 +139,19 @@ struct Pacer {
 }
 
 impl Pacer {
-    fn new(rate: Option<u64>, workers: usize, batch: usize) -> Self {
+    /// Worker `worker` of `workers` starts its schedule a fraction of an interval in, so
+    /// the workers' requests interleave instead of arriving in bursts.
+    fn new(rate: Option<u64>, worker: usize, workers: usize, batch: usize) -> Self {
         let interval = rate.filter(|r| *r > 0).map(|r| {
             let batches_per_sec = r as f64 / (workers * batch) as f64;
             Duration::from_secs_f64(1.0 / batches_per_sec)
         });
+        let offset = interval
+            .map(|i| i.mul_f64(worker as f64 / workers as f64))
+            .unwrap_or_default();
         Self {
             interval,
-            next: tokio::time::Instant::now(),
+            next: tokio::time::Instant::now() + offset,
         }
     }
 
@@ -201,16 +206,14 @@ pub async fn run_sluice(
         let stop = stop.clone();
         let config = config.clone();
         workers.push(tokio::spawn(async move {
-            let mut pacer = Pacer::new(config.rate, config.concurrency, config.batch);
-            let mut n = 0u64;
+            let mut pacer = Pacer::new(config.rate, worker, config.concurrency, config.batch);
+            // One batch per worker, sent again and again: building bodies is not what
+            // is measured.
+            let batch: Vec<SendMessage> = (0..config.batch as u64)
+                .map(|n| SendMessage::text(body(config.size, worker, n)))
+                .collect();
             while !stop.load(Ordering::Relaxed) {
                 pacer.wait().await;
-                let batch: Vec<SendMessage> = (0..config.batch)
-                    .map(|_| {
-                        n += 1;
-                        SendMessage::text(body(config.size, worker, n))
-                    })
-                    .collect();
                 let started = Instant::now();
                 let sent = match client.send_batch(&queue, &batch).await {
                     Ok(results) => results.iter().filter(|r| r.is_ok()).count() as u64,
@@ -383,7 +386,7 @@ pub async fn run_disk(config: &RunConfig, dir: &Path) -> Result<RunResult> {
         let stop = stop.clone();
         let config = config.clone();
         workers.push(tokio::spawn(async move {
-            let mut pacer = Pacer::new(config.rate, config.concurrency, config.batch);
+            let mut pacer = Pacer::new(config.rate, worker, config.concurrency, config.batch);
             let mut n = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 pacer.wait().await;

@@ -2,7 +2,6 @@
 //! JSON error body, and `Retry-After` on transient errors. Internals never leak into a
 //! 5xx body; they go to the log.
 
-use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use sluice_client::{ApiError, ErrorBody, ErrorCode};
@@ -43,7 +42,7 @@ impl IntoResponse for HttpError {
         let status =
             StatusCode::from_u16(self.0.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let transient = self.0.code.is_transient();
-        let mut response = (status, Json(ErrorBody { error: self.0 })).into_response();
+        let mut response = (status, super::extract::Json(ErrorBody { error: self.0 })).into_response();
         if transient {
             response
                 .headers_mut()

@@ -239,10 +239,10 @@ pub async fn send(
                 Err(error) => BatchResult::Error { error },
             })
             .collect();
-        Ok(axum::Json(BatchResults { results }).into_response())
+        Ok(Json(BatchResults { results }).into_response())
     } else {
         match results.pop() {
-            Some(Ok(s)) => Ok(axum::Json(s).into_response()),
+            Some(Ok(s)) => Ok(Json(s).into_response()),
             Some(Err(e)) => Err(e.into()),
             None => Err(HttpError::internal("sending", "no result")),
         }
@@ -253,13 +253,11 @@ pub async fn send(
 fn wire(
     node: &Node,
     loc: MsgLoc,
-    sent_ms: u64,
-    priority: u8,
     receive_count: u32,
     first_received_ms: u64,
     origin: Option<u64>,
 ) -> HttpResult<Option<Message>> {
-    let Some((_, msg)) = node
+    let Some((sent_ms, msg)) = node
         .group
         .log
         .message(loc)
@@ -291,7 +289,7 @@ fn wire(
         receive_count,
         sent_at: time(sent_ms),
         first_received_at: (first_received_ms > 0).then(|| time(first_received_ms)),
-        priority,
+        priority: msg.priority,
         group_id: msg.group,
         key: msg.key,
         attributes: msg.attributes.into_iter().collect::<BTreeMap<_, _>>(),
@@ -305,8 +303,6 @@ fn delivered(node: &Node, d: &Delivery) -> HttpResult<Option<Message>> {
     let message = wire(
         node,
         d.loc,
-        d.sent_ms,
-        d.priority,
         d.receive_count,
         d.first_received_ms,
         d.origin,
@@ -324,8 +320,6 @@ fn peeked(node: &Node, p: &Peeked) -> HttpResult<Option<Message>> {
     Ok(wire(
         node,
         p.loc,
-        p.sent_ms,
-        p.priority,
         p.receive_count,
         p.first_received_ms,
         p.origin,
@@ -342,7 +336,7 @@ pub async fn receive(
     State(node): State<Arc<Node>>,
     Path(name): Path<String>,
     Json(request): Json<ReceiveRequest>,
-) -> HttpResult<axum::Json<Messages>> {
+) -> HttpResult<Json<Messages>> {
     check_name(&name)?;
     let max = request.max.unwrap_or(1);
     if max == 0 || max > limits::RECEIVE_MAX {
@@ -433,7 +427,7 @@ pub async fn receive(
             messages.push(m);
         }
     }
-    Ok(axum::Json(Messages { messages }))
+    Ok(Json(Messages { messages }))
 }
 
 fn parse_receipt(text: &str) -> Result<Receipt, ApiError> {
@@ -505,7 +499,7 @@ pub async fn ack(
     State(node): State<Arc<Node>>,
     Path(name): Path<String>,
     Json(request): Json<AckRequest>,
-) -> HttpResult<axum::Json<BatchResults<Acked>>> {
+) -> HttpResult<Json<BatchResults<Acked>>> {
     check_name(&name)?;
     check_batch_len(request.receipts.len(), "receipts")?;
     let parsed = request.receipts.iter().map(|r| parse_receipt(r)).collect();
@@ -521,7 +515,7 @@ pub async fn ack(
         |()| Acked {},
     )
     .await?;
-    Ok(axum::Json(BatchResults { results }))
+    Ok(Json(BatchResults { results }))
 }
 
 /// `DELETE /v1/queues/{queue}/receipts/{receipt}`: 204.
@@ -564,7 +558,7 @@ pub async fn change_visibility(
     State(node): State<Arc<Node>>,
     Path(name): Path<String>,
     Json(request): Json<VisibilityRequest>,
-) -> HttpResult<axum::Json<BatchResults<NewReceipt>>> {
+) -> HttpResult<Json<BatchResults<NewReceipt>>> {
     check_name(&name)?;
     check_batch_len(request.entries.len(), "entries")?;
     let parsed = request
@@ -586,7 +580,7 @@ pub async fn change_visibility(
         },
     )
     .await?;
-    Ok(axum::Json(BatchResults { results }))
+    Ok(Json(BatchResults { results }))
 }
 
 /// `PUT /v1/queues/{queue}/receipts/{receipt}/visibility`.
@@ -594,7 +588,7 @@ pub async fn change_visibility_one(
     State(node): State<Arc<Node>>,
     Path((name, receipt)): Path<(String, String)>,
     Json(change): Json<VisibilityChange>,
-) -> HttpResult<axum::Json<NewReceipt>> {
+) -> HttpResult<Json<NewReceipt>> {
     check_name(&name)?;
     let receipt = parse_receipt(&receipt)?;
     let ms = check_visibility(change.seconds)?;
@@ -607,7 +601,7 @@ pub async fn change_visibility_one(
     match response {
         Response::Visibility(mut v) if v.len() == 1 => {
             let r = v.pop().expect("one").map_err(HttpError::from)?;
-            Ok(axum::Json(NewReceipt {
+            Ok(Json(NewReceipt {
                 receipt: r.encode(),
             }))
         }
@@ -626,7 +620,7 @@ pub async fn peek(
     State(node): State<Arc<Node>>,
     Path(name): Path<String>,
     Query(params): Query<PeekParams>,
-) -> HttpResult<axum::Json<Messages>> {
+) -> HttpResult<Json<Messages>> {
     check_name(&name)?;
     let max = params.max.unwrap_or(1);
     if max == 0 || max > limits::PEEK_MAX {
@@ -645,7 +639,7 @@ pub async fn peek(
             messages.push(m);
         }
     }
-    Ok(axum::Json(Messages { messages }))
+    Ok(Json(Messages { messages }))
 }
 
 fn message_not_found(name: &str) -> HttpError {
@@ -661,7 +655,7 @@ fn message_not_found(name: &str) -> HttpError {
 pub async fn get_message(
     State(node): State<Arc<Node>>,
     Path((name, id)): Path<(String, String)>,
-) -> HttpResult<axum::Json<Message>> {
+) -> HttpResult<Json<Message>> {
     check_name(&name)?;
     let Some((group, loc)) = parse_message_id(&id) else {
         return Err(HttpError::invalid(format!(
@@ -679,7 +673,7 @@ pub async fn get_message(
         return Err(message_not_found(&name));
     };
     peeked(&node, &p)?
-        .map(axum::Json)
+        .map(Json)
         .ok_or_else(|| message_not_found(&name))
 }
 
@@ -689,7 +683,7 @@ pub async fn query(
     State(node): State<Arc<Node>>,
     Path(name): Path<String>,
     Query(query): Query<MessageQuery>,
-) -> HttpResult<axum::Json<Messages>> {
+) -> HttpResult<Json<Messages>> {
     check_name(&name)?;
     let limit = query.limit.unwrap_or(limits::LIST_LIMIT_DEFAULT);
     if limit == 0 || limit > limits::QUERY_LIMIT_MAX {
@@ -724,11 +718,16 @@ pub async fn query(
         if messages.len() >= limit as usize {
             break;
         }
+        let sent_in_range = |m: &Message| {
+            let at = m.sent_at.timestamp_millis().max(0) as u64;
+            at >= since && at <= until
+        };
         if let Some(m) = peeked(&node, p)?
             && (query.key.is_none() || m.key == query.key)
+            && sent_in_range(&m)
         {
             messages.push(m);
         }
     }
-    Ok(axum::Json(Messages { messages }))
+    Ok(Json(Messages { messages }))
 }

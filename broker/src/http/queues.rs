@@ -52,7 +52,7 @@ pub async fn put(
     State(node): State<Arc<Node>>,
     Path(name): Path<String>,
     Json(update): Json<QueueAttributesUpdate>,
-) -> HttpResult<(StatusCode, axum::Json<Queue>)> {
+) -> HttpResult<(StatusCode, Json<Queue>)> {
     check_name(&name)?;
     let update = ConfigUpdate::from_wire(&update)?;
     let response = node
@@ -69,23 +69,23 @@ pub async fn put(
     } else {
         StatusCode::OK
     };
-    Ok((status, axum::Json(get_view(&node, &name)?)))
+    Ok((status, Json(get_view(&node, &name)?)))
 }
 
 /// `GET /v1/queues/{queue}`.
 pub async fn get(
     State(node): State<Arc<Node>>,
     Path(name): Path<String>,
-) -> HttpResult<axum::Json<Queue>> {
+) -> HttpResult<Json<Queue>> {
     check_name(&name)?;
-    Ok(axum::Json(get_view(&node, &name)?))
+    Ok(Json(get_view(&node, &name)?))
 }
 
 /// `GET /v1/queues?prefix=&limit=&after=`.
 pub async fn list(
     State(node): State<Arc<Node>>,
     Query(params): Query<ListQueues>,
-) -> HttpResult<axum::Json<QueueList>> {
+) -> HttpResult<Json<QueueList>> {
     let limit = params.limit.unwrap_or(limits::LIST_LIMIT_DEFAULT);
     if limit == 0 || limit > limits::LIST_LIMIT_MAX {
         return Err(HttpError::invalid(format!(
@@ -100,7 +100,7 @@ pub async fn list(
         limit as usize,
     );
     let next = more.then(|| page.last().map(|q| q.name.clone())).flatten();
-    Ok(axum::Json(QueueList {
+    Ok(Json(QueueList {
         queues: page.into_iter().map(view).collect(),
         next,
     }))
@@ -120,11 +120,11 @@ pub async fn delete(
 pub async fn purge(
     State(node): State<Arc<Node>>,
     Path(name): Path<String>,
-) -> HttpResult<axum::Json<Purged>> {
+) -> HttpResult<Json<Purged>> {
     check_name(&name)?;
     let response = node.propose(Command::PurgeQueue { queue: name }).await?;
     let Response::Purged(purged) = response else {
         return Err(unexpected(&response).into());
     };
-    Ok(axum::Json(Purged { purged }))
+    Ok(Json(Purged { purged }))
 }

@@ -32,9 +32,9 @@ fn wire(queue: &str, t: &RedriveTaskState) -> RedriveTask {
     }
 }
 
-fn task(queue: &str, response: Response) -> HttpResult<axum::Json<RedriveTask>> {
+fn task(queue: &str, response: Response) -> HttpResult<Json<RedriveTask>> {
     match response {
-        Response::Redrive(t) => Ok(axum::Json(wire(queue, &t))),
+        Response::Redrive(t) => Ok(Json(wire(queue, &t))),
         other => Err(unexpected(&other).into()),
     }
 }
@@ -44,7 +44,7 @@ pub async fn start(
     State(node): State<Arc<Node>>,
     Path(name): Path<String>,
     Json(request): Json<RedriveRequest>,
-) -> HttpResult<(StatusCode, axum::Json<RedriveTask>)> {
+) -> HttpResult<(StatusCode, Json<RedriveTask>)> {
     check_name(&name)?;
     if request.max_per_second == Some(0) {
         return Err(HttpError::invalid(
@@ -64,7 +64,7 @@ pub async fn start(
 pub async fn list(
     State(node): State<Arc<Node>>,
     Path(name): Path<String>,
-) -> HttpResult<axum::Json<RedriveTasks>> {
+) -> HttpResult<Json<RedriveTasks>> {
     check_name(&name)?;
     let state = node.group.state.read();
     let tasks = state
@@ -73,14 +73,14 @@ pub async fn list(
         .iter()
         .map(|t| wire(&name, t))
         .collect();
-    Ok(axum::Json(RedriveTasks { tasks }))
+    Ok(Json(RedriveTasks { tasks }))
 }
 
 /// `DELETE /v1/queues/{queue}/redrive`: cancels the running task.
 pub async fn cancel(
     State(node): State<Arc<Node>>,
     Path(name): Path<String>,
-) -> HttpResult<axum::Json<RedriveTask>> {
+) -> HttpResult<Json<RedriveTask>> {
     check_name(&name)?;
     let response = node
         .propose(Command::CancelRedrive {

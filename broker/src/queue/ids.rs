@@ -26,6 +26,15 @@ impl MsgLoc {
         MsgLoc(index << 16 | slot as u64)
     }
 
+    /// The packed form, for compact encodings.
+    pub fn raw(self) -> u64 {
+        self.0
+    }
+
+    pub fn from_raw(raw: u64) -> Self {
+        MsgLoc(raw)
+    }
+
     /// The log index of the entry that carried the message.
     pub fn index(self) -> u64 {
         self.0 >> 16

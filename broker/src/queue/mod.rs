@@ -3,6 +3,7 @@
 //! timestamp and place, so every replica computes the same state.
 
 pub mod config;
+pub mod deque;
 pub mod ids;
 pub mod message;
 pub mod redrive;

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use sluice_client::{ApiError, ErrorCode, MessageState, limits};
 
 use super::config::QueueConfig;
+use super::deque::BlockDeque;
 use super::ids::{MsgLoc, Receipt};
 use super::message::NewMessage;
 
@@ -26,11 +27,116 @@ const VIRTUAL_SCAN: usize = 1_024;
 
 const PRIORITIES: usize = limits::PRIORITY_LOWEST as usize;
 
-/// A never-delivered message of a standard queue, visible since its send.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-struct Ready {
-    loc: MsgLoc,
-    sent_ms: u64,
+/// The never-delivered, visible messages of one priority of a standard queue, in send
+/// order: 8 bytes each. Send times are kept to the second, as checkpoints `(first place,
+/// time)`: every message from a checkpoint's place to the next one's was sent within a
+/// second after its time. Retention needs no more.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Lane {
+    #[serde(with = "delta_locs")]
+    msgs: BlockDeque<MsgLoc>,
+    times: VecDeque<(MsgLoc, u64)>,
+}
+
+/// Lanes are encoded as gaps between places: neighbours mostly differ by one slot, so a
+/// snapshot spends about a byte per queued message instead of eight.
+mod delta_locs {
+    use serde::de::{SeqAccess, Visitor};
+    use serde::ser::SerializeSeq;
+    use serde::{Deserializer, Serializer};
+
+    use super::{BlockDeque, MsgLoc};
+
+    pub fn serialize<S: Serializer>(msgs: &BlockDeque<MsgLoc>, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(msgs.len()))?;
+        let mut previous = 0u64;
+        for loc in msgs.iter() {
+            let raw = loc.raw();
+            seq.serialize_element(&(raw - previous))?;
+            previous = raw;
+        }
+        seq.end()
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BlockDeque<MsgLoc>, D::Error> {
+        struct Gaps;
+        impl<'de> Visitor<'de> for Gaps {
+            type Value = BlockDeque<MsgLoc>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("gaps between message places")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut msgs = BlockDeque::default();
+                let mut previous = 0u64;
+                while let Some(gap) = seq.next_element::<u64>()? {
+                    previous = previous.checked_add(gap).ok_or_else(|| {
+                        serde::de::Error::custom("message place out of range")
+                    })?;
+                    msgs.push_back(MsgLoc::from_raw(previous));
+                }
+                Ok(msgs)
+            }
+        }
+        d.deserialize_seq(Gaps)
+    }
+}
+
+impl Lane {
+    fn push(&mut self, loc: MsgLoc, now: u64) {
+        if self.times.back().is_none_or(|&(_, t)| now >= t + 1000) {
+            self.times.push_back((loc, now));
+        }
+        self.msgs.push_back(loc);
+    }
+
+    fn front(&self) -> Option<MsgLoc> {
+        self.msgs.front().copied()
+    }
+
+    /// The latest instant the front message can have been sent.
+    fn front_sent_by(&self) -> Option<u64> {
+        self.front()?;
+        self.times.front().map(|&(_, t)| t + 999)
+    }
+
+    fn pop(&mut self) -> Option<MsgLoc> {
+        let loc = self.msgs.pop_front()?;
+        match self.msgs.front() {
+            None => self.times.clear(),
+            Some(&front) => {
+                while self.times.len() >= 2 && self.times[1].0 <= front {
+                    self.times.pop_front();
+                }
+            }
+        }
+        Some(loc)
+    }
+
+    fn clear(&mut self) {
+        self.msgs.clear();
+        self.times.clear();
+    }
+
+    fn contains(&self, loc: MsgLoc) -> bool {
+        self.msgs.contains_sorted(&loc, |l| *l)
+    }
+
+    /// Places of messages that may have been sent within `[since, until]`.
+    fn sent_between(&self, since: u64, until: u64) -> impl Iterator<Item = MsgLoc> + '_ {
+        let mut times = self.times.iter().peekable();
+        let mut current: Option<u64> = None;
+        self.msgs.iter().copied().filter(move |&loc| {
+            while let Some(&&(at, t)) = times.peek() {
+                if at <= loc {
+                    current = Some(t);
+                    times.next();
+                } else {
+                    break;
+                }
+            }
+            current.is_some_and(|t| t + 999 >= since && t <= until)
+        })
+    }
 }
 
 /// Where a message with a [`Meta`] record is.
@@ -66,12 +172,11 @@ struct Group {
     locked: bool,
 }
 
-/// One delivery made by a receive.
+/// One delivery made by a receive. The message's own fields (body, priority, send time)
+/// are read from its entry in the log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Delivery {
     pub loc: MsgLoc,
-    pub sent_ms: u64,
-    pub priority: u8,
     pub receipt: Receipt,
     pub receive_count: u32,
     pub first_received_ms: u64,
@@ -83,8 +188,6 @@ pub struct Delivery {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Peeked {
     pub loc: MsgLoc,
-    pub sent_ms: u64,
-    pub priority: u8,
     pub state: MessageState,
     pub receive_count: u32,
     pub first_received_ms: u64,
@@ -123,7 +226,7 @@ pub struct QueueState {
     pub config: QueueConfig,
     pub created_ms: u64,
     /// Standard queues: never-delivered visible messages, one lane per priority.
-    lanes: Vec<VecDeque<Ready>>,
+    lanes: Vec<Lane>,
     lane_len: u64,
     meta: HashMap<MsgLoc, Meta>,
     delayed: BTreeSet<(u64, MsgLoc)>,
@@ -160,7 +263,7 @@ impl QueueState {
             name,
             config,
             created_ms: now,
-            lanes: vec![VecDeque::new(); PRIORITIES],
+            lanes: vec![Lane::default(); PRIORITIES],
             lane_len: 0,
             meta: HashMap::new(),
             delayed: BTreeSet::new(),
@@ -208,7 +311,7 @@ impl QueueState {
 
     /// The oldest place this queue still refers to: the log must keep everything from it.
     pub fn oldest_loc(&self) -> Option<MsgLoc> {
-        let lanes = self.lanes.iter().filter_map(|l| l.front().map(|r| r.loc));
+        let lanes = self.lanes.iter().filter_map(Lane::front);
         let metas = self.meta.keys().copied();
         lanes.chain(metas).min()
     }
@@ -223,7 +326,7 @@ impl QueueState {
             self.dedup_order.front().map(|(t, _)| *t),
             self.lanes
                 .iter()
-                .filter_map(|l| l.front().map(|r| r.sent_ms + retention))
+                .filter_map(|l| l.front_sent_by().map(|t| t + retention))
                 .min(),
         ]
         .into_iter()
@@ -307,7 +410,7 @@ impl QueueState {
             );
             self.delayed.insert((visible_at, loc));
         } else {
-            self.lanes[msg.priority as usize - 1].push_back(Ready { loc, sent_ms: now });
+            self.lanes[msg.priority as usize - 1].push(loc, now);
             self.lane_len += 1;
         }
         SendOutcome::Stored(loc)
@@ -397,14 +500,12 @@ impl QueueState {
         let retention = self.retention_ms();
         let mut expired = 0;
         for lane in &mut self.lanes {
-            while let Some(&r) = lane.front() {
-                if r.sent_ms + retention > now {
-                    break;
+            while lane.front_sent_by().is_some_and(|t| t + retention <= now) {
+                if let Some(loc) = lane.pop() {
+                    self.lane_len -= 1;
+                    self.origins.remove(&loc);
+                    expired += 1;
                 }
-                lane.pop_front();
-                self.lane_len -= 1;
-                self.origins.remove(&r.loc);
-                expired += 1;
             }
         }
         if self.meta_oldest_sent.saturating_add(retention) > now {
@@ -530,7 +631,7 @@ impl QueueState {
             .lanes
             .iter()
             .enumerate()
-            .filter_map(|(p, l)| l.front().map(|r| (p as u8 + 1, r.loc)))
+            .filter_map(|(p, l)| l.front().map(|loc| (p as u8 + 1, loc)))
             .min();
         let retry = self.retry.first().copied();
         match (lane, retry) {
@@ -547,14 +648,15 @@ impl QueueState {
             let p = self
                 .lanes
                 .iter()
-                .position(|l| l.front().is_some_and(|r| r.loc == loc))
+                .position(|l| l.front() == Some(loc))
                 .expect("candidate is a lane front");
-            let ready = self.lanes[p].pop_front().expect("front");
+            let sent_by = self.lanes[p].front_sent_by().unwrap_or(now);
+            self.lanes[p].pop();
             self.lane_len -= 1;
             self.insert_meta(
                 loc,
                 Meta {
-                    sent_ms: ready.sent_ms,
+                    sent_ms: sent_by,
                     priority: p as u8 + 1,
                     receive_count: 0,
                     receipt_seq: 0,
@@ -585,8 +687,6 @@ impl QueueState {
         self.in_flight.insert((deadline, loc));
         let delivery = Delivery {
             loc,
-            sent_ms: meta.sent_ms,
-            priority: meta.priority,
             receipt: Receipt {
                 queue_id: self.id,
                 loc,
@@ -679,7 +779,7 @@ impl QueueState {
     /// Drops every message; returns how many.
     pub fn purge(&mut self) -> u64 {
         let n = self.len();
-        self.lanes.iter_mut().for_each(VecDeque::clear);
+        self.lanes.iter_mut().for_each(Lane::clear);
         self.lane_len = 0;
         self.meta.clear();
         self.delayed.clear();
@@ -772,7 +872,7 @@ impl QueueState {
             }
         } else {
             for (p, lane) in self.lanes.iter().enumerate() {
-                candidates.extend(lane.iter().take(max).map(|r| (p as u8 + 1, r.loc)));
+                candidates.extend(lane.msgs.iter().take(max).map(|&loc| (p as u8 + 1, loc)));
             }
             candidates.extend(self.retry.iter().take(max).copied());
             for (t, loc) in self
@@ -818,8 +918,6 @@ impl QueueState {
             };
             return Some(Peeked {
                 loc,
-                sent_ms: meta.sent_ms,
-                priority: meta.priority,
                 state,
                 receive_count: meta.receive_count,
                 first_received_ms: meta.first_received_ms,
@@ -827,32 +925,25 @@ impl QueueState {
                 origin,
             });
         }
-        self.lanes.iter().enumerate().find_map(|(p, lane)| {
-            let at = lane.binary_search_by_key(&loc, |r| r.loc).ok()?;
-            Some(Peeked {
+        self.lanes
+            .iter()
+            .any(|lane| lane.contains(loc))
+            .then_some(Peeked {
                 loc,
-                sent_ms: lane[at].sent_ms,
-                priority: p as u8 + 1,
                 state: MessageState::Visible,
                 receive_count: 0,
                 first_received_ms: 0,
                 visible_at_ms: None,
                 origin,
             })
-        })
     }
 
-    /// Places of messages sent within `[since, until]`, oldest first, at most `max`.
+    /// Places of messages that may have been sent within `[since, until]` (lane messages'
+    /// times are known to the second), oldest first, at most `max`.
     pub fn sent_between(&self, since: u64, until: u64, max: usize) -> Vec<MsgLoc> {
         let mut out: Vec<MsgLoc> = Vec::new();
         for lane in &self.lanes {
-            let start = lane.partition_point(|r| r.sent_ms < since);
-            out.extend(
-                lane.range(start..)
-                    .take_while(|r| r.sent_ms <= until)
-                    .take(max)
-                    .map(|r| r.loc),
-            );
+            out.extend(lane.sent_between(since, until).take(max));
         }
         out.extend(
             self.meta

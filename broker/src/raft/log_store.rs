@@ -28,7 +28,7 @@ const MARKER_COMMITTED: u8 = 2;
 const MARKER_PURGED: u8 = 3;
 /// Entries kept decoded in memory after they are durable, for replication, apply and
 /// reading bodies of recent messages.
-const CACHE_BYTES: usize = 64 << 20;
+const CACHE_BYTES: usize = 32 << 20;
 /// Older entries read back from disk, kept decoded for the next message of the batch.
 const READ_CACHE_ENTRIES: usize = 256;
 

@@ -208,20 +208,23 @@ impl StateMachine {
     }
 
     /// Persists a snapshot file atomically, then lets the log drop what it no longer needs.
-    async fn persist(&self, meta: &SnapshotMeta, data: Vec<u8>, floor: u64) -> io::Result<()> {
+    /// Hands the data back, so it is never copied.
+    async fn persist(&self, meta: &SnapshotMeta, data: Vec<u8>, floor: u64) -> io::Result<Vec<u8>> {
         let path = self.snapshot_path();
         let dir = self.inner.dir.clone();
-        tokio::task::spawn_blocking(move || -> io::Result<()> {
+        let data = tokio::task::spawn_blocking(move || -> io::Result<Vec<u8>> {
             let tmp = path.with_extension("tmp");
             fs::write(&tmp, &data)?;
             fs::File::open(&tmp)?.sync_all()?;
             fs::rename(&tmp, &path)?;
-            fs::File::open(&dir)?.sync_all()
+            fs::File::open(&dir)?.sync_all()?;
+            Ok(data)
         })
         .await
         .map_err(io::Error::other)??;
         *lock(&self.inner.last_snapshot) = Some((meta.clone(), Instant::now()));
-        self.inner.log.set_retain_floor(floor)
+        self.inner.log.set_retain_floor(floor)?;
+        Ok(data)
     }
 
     /// The lowest log index the state refers to (messages' bodies) or needs (replay).
@@ -331,9 +334,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
 
     async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
         let data = std::mem::take(&mut self.data);
-        self.sm
-            .persist(&self.meta, data.clone(), self.floor)
-            .await?;
+        let data = self.sm.persist(&self.meta, data, self.floor).await?;
         Ok(Snapshot {
             meta: self.meta.clone(),
             snapshot: Cursor::new(data),
