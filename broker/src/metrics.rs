@@ -41,7 +41,14 @@ pub struct Metrics {
     pub fsync_seconds: Histogram,
     pub commit_records: Histogram,
     pub commit_bytes: Counter,
+    /// Time from proposing a command to its answer from the state machine, by kind.
+    pub propose_seconds: Family<CommandLabels, Histogram>,
     queues: Arc<QueueDepths>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CommandLabels {
+    pub command: &'static str,
 }
 
 /// Reads queue depths from the state machine on each scrape.
@@ -126,6 +133,14 @@ impl Metrics {
             "Bytes appended to the log.",
             commit_bytes.clone(),
         );
+        let propose_seconds = Family::<CommandLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.0001, 2.0, 18))
+        });
+        registry.register(
+            "raft_propose_duration_seconds",
+            "Time from proposing a command to the state machine's answer, by command.",
+            propose_seconds.clone(),
+        );
         let queues = Arc::new(QueueDepths::default());
         registry.register_collector(Box::new(queues.clone()));
         Self {
@@ -135,6 +150,7 @@ impl Metrics {
             fsync_seconds,
             commit_records,
             commit_bytes,
+            propose_seconds,
             queues,
         }
     }

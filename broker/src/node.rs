@@ -9,7 +9,7 @@ use sluice_client::{ApiError, ErrorCode};
 use tokio::sync::watch;
 
 use crate::config::BrokerConfig;
-use crate::metrics::Metrics;
+use crate::metrics::{CommandLabels, Metrics};
 use crate::raft::command::{Command, Response};
 use crate::raft::{Group, GroupError, GroupOptions, ProposeError, now_ms};
 use crate::store::log::LogOptions;
@@ -67,7 +67,14 @@ impl Node {
                 "the node is shutting down; retry against another node",
             ));
         }
-        match self.group.propose(command).await {
+        let kind = command.kind();
+        let started = std::time::Instant::now();
+        let result = self.group.propose(command).await;
+        self.metrics
+            .propose_seconds
+            .get_or_create(&CommandLabels { command: kind })
+            .observe(started.elapsed().as_secs_f64());
+        match result {
             Ok(Response::Failed(error)) => Err(error),
             Ok(response) => Ok(response),
             Err(e) => Err(propose_error(e)),

@@ -6,6 +6,7 @@
 
 mod error;
 pub mod names;
+pub mod timefmt;
 pub mod types;
 
 use std::time::Duration;

@@ -142,6 +142,7 @@ pub struct Queue {
     pub name: String,
     pub attributes: QueueAttributes,
     pub counts: QueueCounts,
+    #[serde(with = "crate::timefmt")]
     pub created_at: DateTime<Utc>,
 }
 
@@ -166,7 +167,7 @@ pub struct SendMessage {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delay_seconds: Option<u32>,
     /// Hide the message until this instant, at most 7 days ahead.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::timefmt::option")]
     pub deliver_at: Option<DateTime<Utc>>,
     /// 1 (highest) to 16; default 8.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -206,7 +207,7 @@ pub struct SendRequest {
     pub body_base64: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delay_seconds: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::timefmt::option")]
     pub deliver_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<u8>,
@@ -404,8 +405,9 @@ pub struct Message {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub receipt: Option<String>,
     pub receive_count: u32,
+    #[serde(with = "crate::timefmt")]
     pub sent_at: DateTime<Utc>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::timefmt::option")]
     pub first_received_at: Option<DateTime<Utc>>,
     pub priority: u8,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -421,7 +423,7 @@ pub struct Message {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<MessageState>,
     /// Present on peek and look-up of a message not visible now: when it will be.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::timefmt::option")]
     pub visible_at: Option<DateTime<Utc>>,
 }
 
@@ -520,8 +522,9 @@ pub struct RedriveTask {
     pub moved: u64,
     /// Messages left behind because their source queue no longer exists.
     pub failed: u64,
+    #[serde(with = "crate::timefmt")]
     pub started_at: DateTime<Utc>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::timefmt::option")]
     pub finished_at: Option<DateTime<Utc>>,
 }
 
@@ -549,9 +552,9 @@ pub struct ListQueues {
 pub struct MessageQuery {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::timefmt::option")]
     pub since: Option<DateTime<Utc>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::timefmt::option")]
     pub until: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,

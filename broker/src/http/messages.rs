@@ -257,7 +257,7 @@ fn wire(
     first_received_ms: u64,
     origin: Option<u64>,
 ) -> HttpResult<Option<Message>> {
-    let Some((sent_ms, msg)) = node
+    let Some(stored) = node
         .group
         .log
         .message(loc)
@@ -265,6 +265,7 @@ fn wire(
     else {
         return Ok(None);
     };
+    let msg = stored.message();
     let (body, body_base64) = if msg.text {
         match std::str::from_utf8(&msg.body) {
             Ok(text) => (Some(text.to_string()), None),
@@ -287,12 +288,12 @@ fn wire(
         body_base64,
         receipt: None,
         receive_count,
-        sent_at: time(sent_ms),
+        sent_at: time(stored.time_ms()),
         first_received_at: (first_received_ms > 0).then(|| time(first_received_ms)),
         priority: msg.priority,
-        group_id: msg.group,
-        key: msg.key,
-        attributes: msg.attributes.into_iter().collect::<BTreeMap<_, _>>(),
+        group_id: msg.group.clone(),
+        key: msg.key.clone(),
+        attributes: msg.attributes.iter().cloned().collect::<BTreeMap<_, _>>(),
         source_queue,
         state: None,
         visible_at: None,

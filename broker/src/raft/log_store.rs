@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use openraft::storage::{IOFlushed, LogState, RaftLogReader, RaftLogStorage};
 use openraft::{EntryPayload, OptionalSend};
 
-use super::command::Command;
+use super::command::{Command, Request};
 use super::{Entry, LogId, TypeConfig, Vote};
 use crate::queue::ids::MsgLoc;
 use crate::queue::message::NewMessage;
@@ -31,6 +31,34 @@ const MARKER_PURGED: u8 = 3;
 const CACHE_BYTES: usize = 32 << 20;
 /// Older entries read back from disk, kept decoded for the next message of the batch.
 const READ_CACHE_ENTRIES: usize = 256;
+
+/// A message as the log holds it: a view into the (shared) entry that carried it.
+pub struct StoredMessage {
+    entry: Arc<Entry>,
+    slot: usize,
+}
+
+impl StoredMessage {
+    fn request(&self) -> &Request {
+        match &self.entry.payload {
+            EntryPayload::Normal(request) => request,
+            // `LogStore::message` hands out only send entries.
+            _ => unreachable!("a stored message lives in a normal entry"),
+        }
+    }
+
+    /// When the send was proposed, ms since the epoch.
+    pub fn time_ms(&self) -> u64 {
+        self.request().time_ms
+    }
+
+    pub fn message(&self) -> &NewMessage {
+        match &self.request().command {
+            Command::Send { messages, .. } => &messages[self.slot],
+            _ => unreachable!("a stored message lives in a send entry"),
+        }
+    }
+}
 
 /// The log store of one Raft group. Cheap to clone: every clone shares the same log.
 #[derive(Clone)]
@@ -172,20 +200,22 @@ impl LogStore {
         Ok(Some(entry))
     }
 
-    /// The message at `loc` and the time of its send entry, if the log still holds it.
-    pub fn message(&self, loc: MsgLoc) -> io::Result<Option<(u64, NewMessage)>> {
+    /// The message at `loc`, if the log still holds it.
+    pub fn message(&self, loc: MsgLoc) -> io::Result<Option<StoredMessage>> {
         let Some(entry) = self.entry(loc.index())? else {
             return Ok(None);
         };
-        Ok(match &entry.payload {
+        let found = match &entry.payload {
             EntryPayload::Normal(request) => match &request.command {
-                Command::Send { messages, .. } => messages
-                    .get(loc.slot())
-                    .map(|m| (request.time_ms, m.clone())),
-                _ => None,
+                Command::Send { messages, .. } => loc.slot() < messages.len(),
+                _ => false,
             },
-            _ => None,
-        })
+            _ => false,
+        };
+        Ok(found.then_some(StoredMessage {
+            entry,
+            slot: loc.slot(),
+        }))
     }
 
     /// The state machine's latest snapshot needs nothing below `index`: segments wholly

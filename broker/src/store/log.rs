@@ -224,21 +224,27 @@ impl SegmentLog {
     ) -> io::Result<(Self, Recovered)> {
         fs::create_dir_all(dir)?;
         let (index, recovered) = recover(dir)?;
+        let fsync = options.fsync;
         let shared = Arc::new(Shared {
             dir: dir.to_path_buf(),
             options,
             index: Mutex::new(index),
         });
         let (tx, rx) = mpsc::channel();
+        let (sync_tx, sync_rx) = mpsc::channel();
+        let syncer = std::thread::Builder::new()
+            .name("log-syncer".into())
+            .spawn(move || run_syncer(sync_rx, fsync, observer))?;
         let writer = Writer {
             shared: shared.clone(),
             sticky: recovered.markers.clone(),
-            observer,
             buf: Vec::new(),
+            job: SyncJob::default(),
+            syncer: Some(sync_tx),
         };
         let handle = std::thread::Builder::new()
-            .name(format!("log-writer-{}", dir.display()))
-            .spawn(move || writer.run(rx))?;
+            .name("log-writer".into())
+            .spawn(move || writer.run(rx, syncer))?;
         Ok((
             Self {
                 shared,
@@ -512,17 +518,92 @@ fn scan_segment(
     })
 }
 
+/// What the writer hands the syncer: the files it wrote since the last hand-off, and who
+/// to answer once they are durable.
+#[derive(Default)]
+struct SyncJob {
+    files: Vec<Arc<File>>,
+    records: usize,
+    bytes: usize,
+    waiting: Vec<Durable>,
+    replies: Vec<mpsc::SyncSender<io::Result<()>>>,
+    /// A write failed: nobody in this job is durable.
+    failed: Option<io::Error>,
+}
+
+impl SyncJob {
+    fn touch(&mut self, file: &Arc<File>) {
+        if !self.files.iter().any(|f| Arc::ptr_eq(f, file)) {
+            self.files.push(file.clone());
+        }
+    }
+
+    fn merge(&mut self, other: SyncJob) {
+        for f in &other.files {
+            self.touch(f);
+        }
+        self.records += other.records;
+        self.bytes += other.bytes;
+        self.waiting.extend(other.waiting);
+        self.replies.extend(other.replies);
+        if self.failed.is_none() {
+            self.failed = other.failed;
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.files.is_empty() && self.waiting.is_empty() && self.replies.is_empty()
+    }
+}
+
+/// The syncer: makes what the writer wrote durable, one `fdatasync` per file for all the
+/// jobs that queued up while the previous one ran, then answers them in order. Writing
+/// and syncing overlap, so the disk is never idle while records wait.
+fn run_syncer(rx: Receiver<SyncJob>, fsync: bool, observer: Option<Arc<dyn CommitObserver>>) {
+    while let Ok(mut job) = rx.recv() {
+        while let Ok(more) = rx.try_recv() {
+            job.merge(more);
+        }
+        let started = Instant::now();
+        let mut result = match job.failed.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        };
+        if fsync && result.is_ok() {
+            for file in &job.files {
+                if let Err(e) = file.sync_data() {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        if let Some(observer) = &observer
+            && !job.files.is_empty()
+        {
+            observer.committed(job.records, job.bytes, started.elapsed());
+        }
+        for done in job.waiting {
+            done(result.as_ref().map(|_| ()).map_err(clone_err));
+        }
+        for reply in job.replies {
+            let _ = reply.send(result.as_ref().map(|_| ()).map_err(clone_err));
+        }
+    }
+}
+
 /// The single writer: owns the active segment's tail.
 struct Writer {
     shared: Arc<Shared>,
     /// The latest payload of each marker kind, written again at each segment start.
     sticky: BTreeMap<u8, Vec<u8>>,
-    observer: Option<Arc<dyn CommitObserver>>,
     buf: Vec<u8>,
+    /// The job being filled for the syncer.
+    job: SyncJob,
+    syncer: Option<Sender<SyncJob>>,
 }
 
 impl Writer {
-    fn run(mut self, rx: Receiver<Op>) {
+    fn run(mut self, rx: Receiver<Op>, syncer: JoinHandle<()>) {
         while let Ok(first) = rx.recv() {
             let mut ops = vec![first];
             while let Ok(op) = rx.try_recv() {
@@ -533,46 +614,35 @@ impl Writer {
             }
             self.handle(ops);
         }
+        // Let the syncer finish what it has, then stop.
+        self.syncer.take();
+        let _ = syncer.join();
     }
 
-    /// Writes every queued append, syncs once, then answers everyone waiting.
+    /// Writes every queued append and hands the lot to the syncer.
     fn handle(&mut self, ops: Vec<Op>) {
-        let mut waiting: Vec<Durable> = Vec::new();
-        let mut syncs: Vec<mpsc::SyncSender<io::Result<()>>> = Vec::new();
-        let mut records = 0usize;
-        let mut bytes = 0usize;
-        let mut result: io::Result<()> = Ok(());
-        let mut dirty = false;
         for op in ops {
             match op {
                 Op::Append(batch, done) => {
-                    records += batch.len();
-                    if result.is_ok() {
-                        result = self.write(batch).map(|n| bytes += n);
-                        dirty = true;
+                    self.job.records += batch.len();
+                    if self.job.failed.is_none() {
+                        match self.write(batch) {
+                            Ok(n) => self.job.bytes += n,
+                            Err(e) => self.job.failed = Some(e),
+                        }
                     }
                     if let Some(done) = done {
-                        waiting.push(done);
+                        self.job.waiting.push(done);
                     }
                 }
-                Op::Sync(reply) => syncs.push(reply),
+                Op::Sync(reply) => self.job.replies.push(reply),
                 Op::TruncateAfter(index, reply) => {
                     // Everything queued before the truncation is made durable first.
-                    let r = match &result {
-                        Err(e) => Err(clone_err(e)),
-                        Ok(()) => self
-                            .flush(&mut dirty, records, bytes)
-                            .and_then(|_| self.truncate_after(index)),
-                    };
+                    let r = self.drain().and_then(|_| self.truncate_after(index));
                     let _ = reply.send(r);
                 }
                 Op::Reset(next, reply) => {
-                    let r = match &result {
-                        Err(e) => Err(clone_err(e)),
-                        Ok(()) => self
-                            .flush(&mut dirty, records, bytes)
-                            .and_then(|_| self.reset(next)),
-                    };
+                    let r = self.drain().and_then(|_| self.reset(next));
                     let _ = reply.send(r);
                 }
                 Op::DeleteBefore(index) => {
@@ -582,28 +652,31 @@ impl Writer {
                 }
             }
         }
-        if result.is_ok() {
-            result = self.flush(&mut dirty, records, bytes);
+        self.hand_off();
+    }
+
+    /// Passes the current job to the syncer.
+    fn hand_off(&mut self) {
+        if self.job.is_empty() && self.job.failed.is_none() {
+            return;
         }
-        for done in waiting {
-            done(result.as_ref().map(|_| ()).map_err(clone_err));
-        }
-        for reply in syncs {
-            let _ = reply.send(result.as_ref().map(|_| ()).map_err(clone_err));
+        let job = std::mem::take(&mut self.job);
+        if let Some(syncer) = &self.syncer
+            && let Err(mpsc::SendError(job)) = syncer.send(job)
+        {
+            for done in job.waiting {
+                done(Err(io::Error::other("log syncer has stopped")));
+            }
         }
     }
 
-    fn flush(&mut self, dirty: &mut bool, records: usize, bytes: usize) -> io::Result<()> {
-        if !*dirty {
-            return Ok(());
-        }
-        *dirty = false;
-        let started = Instant::now();
-        self.sync_active()?;
-        if let Some(observer) = &self.observer {
-            observer.committed(records, bytes, started.elapsed());
-        }
-        Ok(())
+    /// Waits until everything written so far is durable.
+    fn drain(&mut self) -> io::Result<()> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.job.replies.push(tx);
+        self.hand_off();
+        rx.recv()
+            .map_err(|_| io::Error::other("log syncer has stopped"))?
     }
 
     /// Appends a batch to the active segment, rolling to a new one when it is full.
@@ -683,6 +756,7 @@ impl Writer {
             file.write_all_at(&self.buf, start_len + flushed)?;
             flushed += self.buf.len() as u64;
             written += flushed as usize;
+            self.job.touch(&file);
             let mut idx = lock(&self.shared.index);
             idx.next_entry = next_entry;
             let seg = idx.segments.last_mut().expect("active segment");
@@ -696,18 +770,14 @@ impl Writer {
         Ok(written)
     }
 
-    /// Starts a new segment, syncing the old one first.
+    /// Starts a new segment. The syncer syncs the old one with the next job: it is in the
+    /// job's files, before the new one.
     fn roll(&mut self) -> io::Result<()> {
-        let seq = {
-            let idx = lock(&self.shared.index);
-            match idx.segments.last() {
-                Some(seg) => {
-                    seg.file.sync_data()?;
-                    seg.seq + 1
-                }
-                None => 0,
-            }
-        };
+        let seq = lock(&self.shared.index)
+            .segments
+            .last()
+            .map(|seg| seg.seq + 1)
+            .unwrap_or(0);
         self.create_segment(seq)
     }
 
