@@ -18,6 +18,8 @@ use crate::store::log::LogOptions;
 const TICK_EVERY: Duration = Duration::from_millis(250);
 /// How often running redrives move a step.
 const REDRIVE_EVERY: Duration = Duration::from_millis(100);
+/// Proposals slower than this are logged, to find what stalls the pipeline.
+const SLOW_PROPOSAL: Duration = Duration::from_millis(50);
 /// Messages one redrive step moves when no rate is set.
 const REDRIVE_STEP_MAX: u32 = 1_000;
 
@@ -70,10 +72,14 @@ impl Node {
         let kind = command.kind();
         let started = std::time::Instant::now();
         let result = self.group.propose(command).await;
+        let elapsed = started.elapsed();
         self.metrics
             .propose_seconds
             .get_or_create(&CommandLabels { command: kind })
-            .observe(started.elapsed().as_secs_f64());
+            .observe(elapsed.as_secs_f64());
+        if elapsed > SLOW_PROPOSAL {
+            tracing::info!(command = kind, ms = elapsed.as_millis() as u64, "slow proposal");
+        }
         match result {
             Ok(Response::Failed(error)) => Err(error),
             Ok(response) => Ok(response),

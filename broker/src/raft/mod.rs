@@ -91,7 +91,8 @@ fn raft_config() -> Result<Arc<Config>, GroupError> {
         election_timeout_min: 750,
         election_timeout_max: 1500,
         install_snapshot_timeout: 30_000,
-        snapshot_policy: SnapshotPolicy::LogsSinceLast(20_000),
+        // A snapshot encodes every queue's state while apply waits: keep them rare.
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(50_000),
         max_in_snapshot_log_to_keep: 1_000,
         purge_batch_size: 256,
         max_payload_entries: 512,

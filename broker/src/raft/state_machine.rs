@@ -31,7 +31,7 @@ pub type SnapshotData = Cursor<Vec<u8>>;
 
 /// Policy snapshots closer together than this are put off: their cost grows with the
 /// state, their benefit (a shorter log to replay) does not.
-const MIN_SNAPSHOT_INTERVAL: Duration = Duration::from_secs(5);
+const MIN_SNAPSHOT_INTERVAL: Duration = Duration::from_secs(10);
 
 /// What the state machine holds.
 #[derive(Debug, Default)]
@@ -405,6 +405,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_snapshot_builder(&mut self) -> SnapshotBuilder {
+        let started = Instant::now();
         let state = self.read();
         let floor = Self::retain_floor(&state);
         // Encoding a state we hold in memory cannot fail but for a serializer bug; an
@@ -419,6 +420,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 Vec::new(),
             )
         });
+        tracing::info!(
+            bytes = data.len(),
+            ms = started.elapsed().as_millis() as u64,
+            last = ?meta.last_log_id.map(|l| l.index),
+            "snapshot encoded"
+        );
         SnapshotBuilder {
             sm: self.clone(),
             meta,

@@ -523,6 +523,8 @@ fn scan_segment(
 #[derive(Default)]
 struct SyncJob {
     files: Vec<Arc<File>>,
+    /// A directory whose entries changed (a new segment).
+    dir: Option<PathBuf>,
     records: usize,
     bytes: usize,
     waiting: Vec<Durable>,
@@ -541,6 +543,9 @@ impl SyncJob {
     fn merge(&mut self, other: SyncJob) {
         for f in &other.files {
             self.touch(f);
+        }
+        if other.dir.is_some() {
+            self.dir = other.dir;
         }
         self.records += other.records;
         self.bytes += other.bytes;
@@ -575,6 +580,11 @@ fn run_syncer(rx: Receiver<SyncJob>, fsync: bool, observer: Option<Arc<dyn Commi
                     result = Err(e);
                     break;
                 }
+            }
+            if result.is_ok()
+                && let Some(dir) = &job.dir
+            {
+                result = sync_dir(dir);
             }
         }
         if let Some(observer) = &observer
@@ -789,7 +799,6 @@ impl Writer {
             .create(true)
             .truncate(true)
             .open(&path)?;
-        sync_dir(&self.shared.dir)?;
         let mut buf = Vec::new();
         for (&kind, payload) in &self.sticky {
             let mut record = Record::new(kind, 0, payload);
@@ -797,13 +806,18 @@ impl Writer {
             buf.extend_from_slice(&record.frame);
         }
         file.write_all_at(&buf, 0)?;
+        let file = Arc::new(file);
+        // The new file and its directory entry become durable with the next sync, before
+        // anything written to it is acknowledged; the writer does not wait for that here.
+        self.job.touch(&file);
+        self.job.dir = Some(self.shared.dir.clone());
         let mut idx = lock(&self.shared.index);
         let first_index = idx.next_entry.unwrap_or(0);
         idx.segments.push(Segment {
             seq,
             first_index,
             path,
-            file: Arc::new(file),
+            file,
             offsets: Vec::new(),
             len: buf.len() as u64,
         });
