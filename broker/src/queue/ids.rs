@@ -58,7 +58,7 @@ pub fn message_id(group: u32, loc: MsgLoc) -> String {
     put(0, group as u64, 8);
     put(8, loc.index(), 16);
     put(24, loc.slot() as u64, 4);
-    String::from_utf8_lossy(&out).into_owned()
+    String::from_utf8(out.to_vec()).expect("hex digits are ASCII")
 }
 
 /// Reads a message id back into its group and place.

@@ -180,21 +180,23 @@ impl Queues {
         Ok(self.get_mut(name)?.purge())
     }
 
-    /// Stores the messages of a send entry at log `index`; one outcome per message.
+    /// Stores the messages of a send in the entry at log `index`, the first at slot
+    /// `first_slot`; one outcome per message.
     pub fn send(
         &mut self,
         now: u64,
         name: &str,
         index: u64,
+        first_slot: usize,
         messages: &[NewMessage],
     ) -> Result<Vec<Result<SendOutcome, ApiError>>, ApiError> {
         let queue = self.get_mut(name)?;
         Ok(messages
             .iter()
             .enumerate()
-            .map(|(slot, msg)| {
+            .map(|(i, msg)| {
                 check_message(&queue.config, msg)?;
-                let loc = MsgLoc::new(index, slot);
+                let loc = MsgLoc::new(index, first_slot + i);
                 if queue.config.fifo && queue.config.content_dedup && msg.dedup.is_none() {
                     let mut with_id = msg.clone();
                     with_id.dedup = Some(content_dedup_id(&msg.body));

@@ -45,7 +45,7 @@ impl Fixture {
     fn send(&mut self, now: u64, name: &str, msgs: Vec<NewMessage>) -> Vec<MsgLoc> {
         self.index += 1;
         self.queues
-            .send(now, name, self.index, &msgs)
+            .send(now, name, self.index, 0, &msgs)
             .expect("queue exists")
             .into_iter()
             .map(|r| match r.expect("accepted") {
@@ -335,12 +335,12 @@ fn fifo_dedup_returns_the_first_id_within_the_window_only() {
     f.index += 1;
     let again = f
         .queues
-        .send(299 * S, "f", f.index, &[m.clone()])
+        .send(299 * S, "f", f.index, 0, &[m.clone()])
         .expect("f");
     assert_eq!(again[0], Ok(SendOutcome::Duplicate(first)));
     assert_eq!(f.queues.get("f").expect("f").len(), 1, "nothing stored");
     f.index += 1;
-    let later = f.queues.send(301 * S, "f", f.index, &[m]).expect("f");
+    let later = f.queues.send(301 * S, "f", f.index, 0, &[m]).expect("f");
     assert!(matches!(later[0], Ok(SendOutcome::Stored(_))));
     assert_eq!(f.queues.get("f").expect("f").len(), 2);
 }
@@ -357,6 +357,7 @@ fn content_dedup_uses_the_body_hash() {
             1,
             "f",
             f.index,
+            0,
             &[in_group("same", "h"), in_group("other", "g")],
         )
         .expect("f");
@@ -373,7 +374,7 @@ fn fifo_refuses_a_message_without_group_or_with_its_own_delay() {
     delayed.visible_at_ms = Some(10 * S);
     let out = f
         .queues
-        .send(0, "f", f.index, &[msg("no group"), delayed])
+        .send(0, "f", f.index, 0, &[msg("no group"), delayed])
         .expect("f");
     assert_eq!(out[0].clone().unwrap_err().code, ErrorCode::InvalidMessage);
     assert_eq!(out[1].clone().unwrap_err().code, ErrorCode::InvalidMessage);
@@ -393,7 +394,7 @@ fn too_large_messages_are_refused_and_nothing_is_stored() {
     f.index += 1;
     let out = f
         .queues
-        .send(0, "q", f.index, &[msg(&"x".repeat(1025)), msg("ok")])
+        .send(0, "q", f.index, 0, &[msg(&"x".repeat(1025)), msg("ok")])
         .expect("q");
     assert_eq!(out[0].clone().unwrap_err().code, ErrorCode::MessageTooLarge);
     assert!(out[1].is_ok());

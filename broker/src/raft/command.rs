@@ -1,5 +1,7 @@
 //! The replicated command: every state change is one of these in a log entry, stamped with
-//! the proposing node's clock, and the answer the state machine gives to it.
+//! the proposing node's clock, and the answer the state machine gives to it. An entry
+//! carries the commands of every request that arrived while the previous entry was being
+//! proposed, so Raft's per-entry work is shared by all of them.
 
 use std::fmt;
 use std::sync::Arc;
@@ -19,7 +21,9 @@ pub struct Request {
     /// Milliseconds since the epoch on the proposer. The state machine takes the largest
     /// time seen so far, so its clock never runs backwards across leaders.
     pub time_ms: u64,
-    pub command: Command,
+    /// Applied in order. The messages of the entry's sends are numbered (their slots) in
+    /// this order too.
+    pub commands: Vec<Command>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,11 +91,35 @@ impl Command {
     }
 }
 
-impl fmt::Display for Request {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}@{}", self.command.kind(), self.time_ms)
+impl Command {
+    /// Messages this command stores (slots it takes in its entry).
+    pub fn slots(&self) -> usize {
+        match self {
+            Command::Send { messages, .. } => messages.len(),
+            _ => 0,
+        }
+    }
+
+    /// A rough size in bytes, to keep entries of a reasonable size.
+    pub fn weight(&self) -> usize {
+        match self {
+            Command::Send { messages, .. } => messages.iter().map(|m| m.size() + 64).sum(),
+            Command::Ack { receipts, .. } => receipts.len() * 32,
+            Command::ChangeVisibility { entries, .. } => entries.len() * 40,
+            _ => 64,
+        }
     }
 }
+
+impl fmt::Display for Request {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} commands@{}", self.commands.len(), self.time_ms)
+    }
+}
+
+/// The state machine's answers to an entry's commands, in order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Responses(pub Vec<Response>);
 
 /// The state machine's answer to one command.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -35,29 +35,41 @@ const READ_CACHE_ENTRIES: usize = 256;
 /// A message as the log holds it: a view into the (shared) entry that carried it.
 pub struct StoredMessage {
     entry: Arc<Entry>,
-    slot: usize,
+    time_ms: u64,
+    /// Which send of the entry, and which of its messages.
+    command: usize,
+    at: usize,
 }
 
 impl StoredMessage {
-    fn request(&self) -> &Request {
-        match &self.entry.payload {
-            EntryPayload::Normal(request) => request,
-            // `LogStore::message` hands out only send entries.
-            _ => unreachable!("a stored message lives in a normal entry"),
-        }
-    }
-
     /// When the send was proposed, ms since the epoch.
     pub fn time_ms(&self) -> u64 {
-        self.request().time_ms
+        self.time_ms
     }
 
     pub fn message(&self) -> &NewMessage {
-        match &self.request().command {
-            Command::Send { messages, .. } => &messages[self.slot],
-            _ => unreachable!("a stored message lives in a send entry"),
-        }
+        // `LogStore::message` made this view only after finding the message here.
+        let EntryPayload::Normal(request) = &self.entry.payload else {
+            unreachable!("a stored message lives in a normal entry")
+        };
+        let Command::Send { messages, .. } = &request.commands[self.command] else {
+            unreachable!("a stored message lives in a send")
+        };
+        &messages[self.at]
     }
+}
+
+/// Which send of a request holds the message in `slot`, and where in it.
+fn find_slot(request: &Request, slot: usize) -> Option<(usize, usize)> {
+    let mut first = 0;
+    for (i, command) in request.commands.iter().enumerate() {
+        let n = command.slots();
+        if slot < first + n {
+            return Some((i, slot - first));
+        }
+        first += n;
+    }
+    None
 }
 
 /// The log store of one Raft group. Cheap to clone: every clone shares the same log.
@@ -205,16 +217,15 @@ impl LogStore {
         let Some(entry) = self.entry(loc.index())? else {
             return Ok(None);
         };
-        let found = match &entry.payload {
-            EntryPayload::Normal(request) => match &request.command {
-                Command::Send { messages, .. } => loc.slot() < messages.len(),
-                _ => false,
-            },
-            _ => false,
+        let EntryPayload::Normal(request) = &entry.payload else {
+            return Ok(None);
         };
-        Ok(found.then_some(StoredMessage {
-            entry,
-            slot: loc.slot(),
+        let time_ms = request.time_ms;
+        Ok(find_slot(request, loc.slot()).map(|(command, at)| StoredMessage {
+            entry: entry.clone(),
+            time_ms,
+            command,
+            at,
         }))
     }
 

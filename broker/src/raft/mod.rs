@@ -4,6 +4,7 @@
 pub mod command;
 pub mod log_store;
 pub mod network;
+pub mod proposer;
 pub mod state_machine;
 
 use std::collections::BTreeMap;
@@ -11,13 +12,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use openraft::errors::{ClientWriteError, RaftError};
 use openraft::{BasicNode, Config, SnapshotPolicy};
 
 use crate::store::log::{CommitObserver, LogOptions};
-use command::{Command, Request, Response};
+use command::{Command, Request, Response, Responses};
 use log_store::LogStore;
 use network::PeerNetwork;
+use proposer::Proposer;
 use state_machine::StateMachine;
 
 pub type NodeId = u64;
@@ -26,7 +27,7 @@ openraft::declare_raft_types!(
     /// The types Sluice's Raft groups are made of.
     pub TypeConfig:
         D = Request,
-        R = Response,
+        R = Responses,
         NodeId = NodeId,
         Node = BasicNode,
 );
@@ -111,6 +112,7 @@ pub struct Group {
     pub raft: Raft,
     pub state: StateMachine,
     pub log: LogStore,
+    proposer: Proposer,
 }
 
 impl Group {
@@ -149,6 +151,7 @@ impl Group {
         Ok(Self {
             id: options.group_id,
             node_id: options.node_id,
+            proposer: Proposer::start(raft.clone()),
             raft,
             state,
             log,
@@ -157,23 +160,7 @@ impl Group {
 
     /// Replicates a command and returns the state machine's answer once applied.
     pub async fn propose(&self, command: Command) -> Result<Response, ProposeError> {
-        let request = Request {
-            time_ms: now_ms(),
-            command,
-        };
-        match self.raft.client_write(request).await {
-            Ok(response) => Ok(response.data),
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                Err(ProposeError::NotLeader {
-                    leader: f.leader_id.zip(f.leader_node.map(|n| n.addr)),
-                })
-            }
-            Err(RaftError::APIError(ClientWriteError::LogEntryDiscarded(f))) => {
-                Err(ProposeError::Unknown(f.to_string()))
-            }
-            Err(RaftError::APIError(e)) => Err(ProposeError::Unknown(e.to_string())),
-            Err(RaftError::Fatal(e)) => Err(ProposeError::Stopped(e.to_string())),
-        }
+        self.proposer.propose(command).await
     }
 
     /// True when this node leads the group now.

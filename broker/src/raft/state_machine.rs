@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use sluice_client::{ApiError, ErrorCode};
 use tokio::sync::Notify;
 
-use super::command::{Command, Request, Response};
+use super::command::{Command, Request, Response, Responses};
 use super::log_store::LogStore;
 use super::{Entry, LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig};
 use crate::queue::Queues;
@@ -238,17 +238,24 @@ impl StateMachine {
     }
 }
 
-/// Applies one command at `now` (the entry's time) from the entry at `index`.
-fn execute(queues: &mut Queues, now: u64, index: u64, command: &Command) -> Response {
+/// Applies one command at `now` (the entry's time) from the entry at `index`, whose sends
+/// number their messages from `first_slot`.
+fn execute(
+    queues: &mut Queues,
+    now: u64,
+    index: u64,
+    first_slot: usize,
+    command: &Command,
+) -> Response {
     let result: Result<Response, ApiError> = match command {
         Command::PutQueue { queue, update } => queues
             .put(now, queue, update)
             .map(|created| Response::QueuePut { created }),
         Command::DeleteQueue { queue } => queues.delete(queue).map(|_| Response::Done),
         Command::PurgeQueue { queue } => queues.purge(queue).map(Response::Purged),
-        Command::Send { queue, messages } => {
-            queues.send(now, queue, index, messages).map(Response::Sent)
-        }
+        Command::Send { queue, messages } => queues
+            .send(now, queue, index, first_slot, messages)
+            .map(Response::Sent),
         Command::Receive {
             queue,
             max,
@@ -299,23 +306,33 @@ fn wakes(command: &Command) -> Wake<'_> {
 }
 
 impl SmState {
-    fn apply(&mut self, entry: &Entry) -> Response {
+    fn apply(&mut self, entry: &Entry) -> Responses {
         if self
             .last_applied
             .is_some_and(|applied| entry.log_id <= applied)
         {
-            return Response::Done;
+            return Responses::default();
         }
         self.last_applied = Some(entry.log_id);
         match &entry.payload {
-            EntryPayload::Blank => Response::Done,
+            EntryPayload::Blank => Responses::default(),
             EntryPayload::Membership(m) => {
                 self.membership = StoredMembership::new(Some(entry.log_id), m.clone());
-                Response::Done
+                Responses::default()
             }
-            EntryPayload::Normal(Request { time_ms, command }) => {
+            EntryPayload::Normal(Request { time_ms, commands }) => {
                 self.clock_ms = self.clock_ms.max(*time_ms);
-                execute(&mut self.queues, self.clock_ms, entry.log_id.index, command)
+                let mut slot = 0;
+                let responses = commands
+                    .iter()
+                    .map(|command| {
+                        let response =
+                            execute(&mut self.queues, self.clock_ms, entry.log_id.index, slot, command);
+                        slot += command.slots();
+                        response
+                    })
+                    .collect();
+                Responses(responses)
             }
         }
     }
@@ -369,10 +386,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             for (entry, responder) in batch {
                 let response = state.apply(&entry);
                 if let EntryPayload::Normal(request) = &entry.payload {
-                    match wakes(&request.command) {
-                        Wake::Queue(q) => wake.push(q.to_string()),
-                        Wake::All => wake_all = true,
-                        Wake::None => {}
+                    for command in &request.commands {
+                        match wakes(command) {
+                            Wake::Queue(q) => wake.push(q.to_string()),
+                            Wake::All => wake_all = true,
+                            Wake::None => {}
+                        }
                     }
                 }
                 answers.push((responder, response));
@@ -492,14 +511,6 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             },
             snapshot: Cursor::new(data),
         }))
-    }
-}
-
-/// The error of a command the state machine refused, for callers that want a `Result`.
-pub fn refused(response: Response) -> Result<Response, ApiError> {
-    match response {
-        Response::Failed(e) => Err(e),
-        other => Ok(other),
     }
 }
 
