@@ -235,16 +235,21 @@ impl SegmentLog {
         let syncer = std::thread::Builder::new()
             .name("log-syncer".into())
             .spawn(move || run_syncer(sync_rx, fsync, observer))?;
+        let (janitor_tx, janitor_rx) = mpsc::channel();
+        let janitor = std::thread::Builder::new()
+            .name("log-janitor".into())
+            .spawn(move || run_janitor(janitor_rx))?;
         let writer = Writer {
             shared: shared.clone(),
             sticky: recovered.markers.clone(),
             buf: Vec::new(),
             job: SyncJob::default(),
             syncer: Some(sync_tx),
+            janitor: Some(janitor_tx),
         };
         let handle = std::thread::Builder::new()
             .name("log-writer".into())
-            .spawn(move || writer.run(rx, syncer))?;
+            .spawn(move || writer.run(rx, syncer, janitor))?;
         Ok((
             Self {
                 shared,
@@ -610,10 +615,11 @@ struct Writer {
     /// The job being filled for the syncer.
     job: SyncJob,
     syncer: Option<Sender<SyncJob>>,
+    janitor: Option<Sender<Vec<PathBuf>>>,
 }
 
 impl Writer {
-    fn run(mut self, rx: Receiver<Op>, syncer: JoinHandle<()>) {
+    fn run(mut self, rx: Receiver<Op>, syncer: JoinHandle<()>, janitor: JoinHandle<()>) {
         while let Ok(first) = rx.recv() {
             let mut ops = vec![first];
             while let Ok(op) = rx.try_recv() {
@@ -624,9 +630,11 @@ impl Writer {
             }
             self.handle(ops);
         }
-        // Let the syncer finish what it has, then stop.
+        // Let the syncer and the janitor finish what they have, then stop.
         self.syncer.take();
+        self.janitor.take();
         let _ = syncer.join();
+        let _ = janitor.join();
     }
 
     /// Writes every queued append and hands the lot to the syncer.
@@ -933,10 +941,26 @@ impl Writer {
             }
             idx.segments.drain(..n).map(|s| s.path).collect()
         };
-        for path in &removed {
-            fs::remove_file(path)?;
+        // Unlinking large files can take long (the file system may discard their blocks);
+        // the janitor does it so writes go on meanwhile. A crash before it leaves old,
+        // already-purged segments, which recovery accepts.
+        if !removed.is_empty()
+            && let Some(janitor) = &self.janitor
+        {
+            let _ = janitor.send(removed);
         }
         Ok(())
+    }
+}
+
+/// Deletes segment files handed to it, off the writer's path.
+fn run_janitor(rx: Receiver<Vec<PathBuf>>) {
+    while let Ok(paths) = rx.recv() {
+        for path in paths {
+            if let Err(e) = fs::remove_file(&path) {
+                tracing::warn!(path = %path.display(), error = %e, "could not delete a log segment");
+            }
+        }
     }
 }
 
