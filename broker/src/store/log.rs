@@ -13,11 +13,18 @@
 //! crc32c u32 | payload length u32 | kind u8 | reserved [u8; 3] | index u64 | payload
 //! ```
 //!
-//! The CRC covers everything after itself. Entry records carry consecutive indexes. Marker
+//! The CRC covers everything after itself, seeded with the segment's sequence number, so
+//! records left over from a recycled file's previous life never pass for current ones.
+//! Entry records carry consecutive indexes. Marker
 //! records (kind >= 2) carry small state the owner wants persisted in order with the
 //! entries (the committed and purged log ids); the latest of each kind is written again at
 //! the start of every new segment and after a truncation, so deleting old segments never
 //! loses it.
+//!
+//! Segments no longer needed are recycled (up to a few kept aside, the rest deleted): a new
+//! segment then overwrites blocks the file system already holds, so a sync flushes data
+//! and no allocation metadata, and no large file is deleted (which on a file system
+//! mounted with `discard` stalls the disk).
 //!
 //! Recovery reads every header; the newest segment is also checked record by record. The
 //! first record that is torn (short) or fails its CRC ends the log: the file is truncated
@@ -38,6 +45,8 @@ use std::time::{Duration, Instant};
 pub const HEADER_LEN: usize = 20;
 /// Record kind of a log entry.
 pub const KIND_ENTRY: u8 = 1;
+/// Record kind that closes a segment the writer moved on from.
+const KIND_END: u8 = 255;
 /// Payloads above this are refused: a sign of a corrupt length, not a real record.
 const MAX_PAYLOAD: u32 = 1 << 30;
 
@@ -108,14 +117,15 @@ impl Record {
         &self.frame[HEADER_LEN..]
     }
 
-    /// Writes the header: length, kind, index, and the CRC over all of it but itself.
-    fn seal(&mut self) {
+    /// Writes the header: length, kind, index, and the CRC over all of it but itself,
+    /// seeded with the sequence number of the segment it goes into.
+    fn seal(&mut self, seq: u64) {
         let len = (self.frame.len() - HEADER_LEN) as u32;
         self.frame[4..8].copy_from_slice(&len.to_le_bytes());
         self.frame[8] = self.kind;
         self.frame[9..12].copy_from_slice(&[0; 3]);
         self.frame[12..20].copy_from_slice(&self.index.to_le_bytes());
-        let crc = crc32c::crc32c(&self.frame[4..]);
+        let crc = crc32c::crc32c_append(crc_seed(seq), &self.frame[4..]);
         self.frame[..4].copy_from_slice(&crc.to_le_bytes());
     }
 }
@@ -133,6 +143,8 @@ pub struct Recovered {
     pub markers: BTreeMap<u8, Vec<u8>>,
     /// Bytes cut off a torn or corrupt tail, and where.
     pub truncated: Option<(PathBuf, u64, u64)>,
+    /// Spare segment files to reuse.
+    pub free: Vec<PathBuf>,
 }
 
 /// A segmented record log. Appends are queued to one writer thread that batches them under
@@ -165,7 +177,10 @@ struct Segment {
     file: Arc<File>,
     /// Byte offset of each entry record, entry `first_index + i` at `offsets[i]`.
     offsets: Vec<u64>,
+    /// Bytes of records (not counting an end record).
     len: u64,
+    /// The segment ends with an end record, at `len`.
+    sealed: bool,
 }
 
 impl Segment {
@@ -203,8 +218,19 @@ fn decode_header(bytes: &[u8; HEADER_LEN]) -> Header {
     }
 }
 
-fn record_crc(header: &[u8; HEADER_LEN], payload: &[u8]) -> u32 {
-    crc32c::crc32c_append(crc32c::crc32c(&header[4..]), payload)
+fn crc_seed(seq: u64) -> u32 {
+    crc32c::crc32c(&seq.to_le_bytes())
+}
+
+fn record_crc(seq: u64, header: &[u8; HEADER_LEN], payload: &[u8]) -> u32 {
+    crc32c::crc32c_append(crc32c::crc32c_append(crc_seed(seq), &header[4..]), payload)
+}
+
+/// Spare segment files kept for reuse.
+const POOL_MAX: usize = 4;
+
+fn free_path(dir: &Path, seq: u64) -> PathBuf {
+    dir.join(format!("{seq:020}.free"))
 }
 
 fn sync_dir(dir: &Path) -> io::Result<()> {
@@ -246,6 +272,7 @@ impl SegmentLog {
             job: SyncJob::default(),
             syncer: Some(sync_tx),
             janitor: Some(janitor_tx),
+            pool: recovered.free.clone(),
         };
         let handle = std::thread::Builder::new()
             .name("log-writer".into())
@@ -308,7 +335,7 @@ impl SegmentLog {
 
     /// Reads the payload of entry `index` if it has been written. Verifies its CRC.
     pub fn read(&self, index: u64) -> io::Result<Option<Vec<u8>>> {
-        let (file, offset) = {
+        let file = {
             let idx = lock(&self.shared.index);
             let Some(seg) = idx
                 .segments
@@ -321,8 +348,9 @@ impl SegmentLog {
             let Some(&offset) = seg.offsets.get((index - seg.first_index) as usize) else {
                 return Ok(None);
             };
-            (seg.file.clone(), offset)
+            (seg.file.clone(), offset, seg.seq)
         };
+        let (file, offset, seq) = (file.0, file.1, file.2);
         let mut header = [0u8; HEADER_LEN];
         file.read_exact_at(&mut header, offset)?;
         let h = decode_header(&header);
@@ -334,7 +362,7 @@ impl SegmentLog {
         }
         let mut payload = vec![0u8; h.len as usize];
         file.read_exact_at(&mut payload, offset + HEADER_LEN as u64)?;
-        if record_crc(&header, &payload) != h.crc {
+        if record_crc(seq, &header, &payload) != h.crc {
             return Err(corrupt(format!(
                 "entry {index}: checksum mismatch at offset {offset}"
             )));
@@ -385,6 +413,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// Scans the directory, truncating a torn or corrupt tail.
 fn recover(dir: &Path) -> io::Result<(Index, Recovered)> {
     let mut seqs: Vec<(u64, PathBuf)> = Vec::new();
+    let mut free: Vec<PathBuf> = Vec::new();
     for entry in fs::read_dir(dir)? {
         let path = entry?.path();
         let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
@@ -394,11 +423,16 @@ fn recover(dir: &Path) -> io::Result<(Index, Recovered)> {
             && let Ok(seq) = stem.parse::<u64>()
         {
             seqs.push((seq, path));
+        } else if name.ends_with(".free") {
+            free.push(path);
         }
     }
     seqs.sort();
 
-    let mut recovered = Recovered::default();
+    let mut recovered = Recovered {
+        free,
+        ..Recovered::default()
+    };
     let mut index = Index::default();
     let count = seqs.len();
     let mut cut_rest = false;
@@ -410,18 +444,26 @@ fn recover(dir: &Path) -> io::Result<(Index, Recovered)> {
         }
         let newest = i + 1 == count;
         let file = OpenOptions::new().read(true).write(true).open(&path)?;
-        let scan = scan_segment(&file, index.next_entry, newest, &mut recovered.markers)?;
-        if scan.valid_len < scan.file_len {
-            tracing::warn!(
+        let scan = scan_segment(&file, seq, index.next_entry, newest, &mut recovered.markers)?;
+        // A segment the writer left for the next one ends with an end record; anything
+        // after it is what a recycled file held before. The newest segment has none: its
+        // tail may be torn. An older one without it is where the log really ends (a
+        // crash came before its end record was durable, so nothing after it was
+        // acknowledged), and the segments after it go.
+        let tail_is_torn = newest || scan.sealed_at.is_none();
+        if tail_is_torn && scan.valid_len < scan.file_len {
+            tracing::info!(
                 path = %path.display(),
                 at = scan.valid_len,
                 bytes = scan.file_len - scan.valid_len,
-                "truncating a torn or corrupt log tail"
+                "cutting the log after its last valid record (a torn write, or a reused file's old content)"
             );
             file.set_len(scan.valid_len)?;
             file.sync_all()?;
             recovered.truncated =
                 Some((path.clone(), scan.valid_len, scan.file_len - scan.valid_len));
+        }
+        if !newest && scan.sealed_at.is_none() {
             cut_rest = true;
         }
         let first_index = scan.first_index.or(index.next_entry).unwrap_or(0);
@@ -434,7 +476,8 @@ fn recover(dir: &Path) -> io::Result<(Index, Recovered)> {
             path,
             file: Arc::new(file),
             offsets: scan.offsets,
-            len: scan.valid_len,
+            len: scan.sealed_at.unwrap_or(scan.valid_len),
+            sealed: scan.sealed_at.is_some(),
         });
     }
     if cut_rest {
@@ -460,12 +503,16 @@ struct Scan {
     offsets: Vec<u64>,
     valid_len: u64,
     file_len: u64,
+    /// Where the end record starts, if the segment has one.
+    sealed_at: Option<u64>,
 }
 
-/// Reads a segment's records. Checks every CRC when `verify`, else only the framing.
-/// The first entry must be `expected` when the log already holds entries.
+/// Reads a segment's records. Checks every CRC when `verify`, else only the framing (and
+/// always the markers'). The first entry must be `expected` when the log already holds
+/// entries.
 fn scan_segment(
     file: &File,
+    seq: u64,
     expected: Option<u64>,
     verify: bool,
     markers: &mut BTreeMap<u8, Vec<u8>>,
@@ -477,6 +524,7 @@ fn scan_segment(
     let mut offsets = Vec::new();
     let mut pos = 0u64;
     let mut payload = Vec::new();
+    let mut sealed_at = None;
     loop {
         if pos + HEADER_LEN as u64 > file_len {
             break;
@@ -500,7 +548,12 @@ fn scan_segment(
         if verify || h.kind != KIND_ENTRY {
             payload.resize(h.len as usize, 0);
             reader.read_exact(&mut payload)?;
-            if record_crc(&header, &payload) != h.crc {
+            if record_crc(seq, &header, &payload) != h.crc {
+                break;
+            }
+            if h.kind == KIND_END {
+                sealed_at = Some(pos);
+                pos = end;
                 break;
             }
             if h.kind != KIND_ENTRY {
@@ -520,6 +573,7 @@ fn scan_segment(
         offsets,
         valid_len: pos,
         file_len,
+        sealed_at,
     })
 }
 
@@ -616,6 +670,8 @@ struct Writer {
     job: SyncJob,
     syncer: Option<Sender<SyncJob>>,
     janitor: Option<Sender<Vec<PathBuf>>>,
+    /// Files of deleted segments kept for new ones.
+    pool: Vec<PathBuf>,
 }
 
 impl Writer {
@@ -716,11 +772,12 @@ impl Writer {
                 self.roll()?;
             }
             // Fill the active segment up to its size limit (at least one record).
-            let (file, start_len, mut first_index, had_entries, mut next_entry) = {
+            let (file, seq, start_len, mut first_index, had_entries, mut next_entry) = {
                 let idx = lock(&self.shared.index);
                 let seg = idx.segments.last().expect("a segment after roll");
                 (
                     seg.file.clone(),
+                    seg.seq,
                     seg.len,
                     seg.first_index,
                     !seg.offsets.is_empty(),
@@ -757,7 +814,7 @@ impl Writer {
                     offsets.push(pos);
                     next_entry = Some(record.index + 1);
                 }
-                record.seal();
+                record.seal(seq);
                 if record.frame.len() >= DIRECT_WRITE {
                     if !self.buf.is_empty() {
                         file.write_all_at(&self.buf, start_len + flushed)?;
@@ -788,29 +845,53 @@ impl Writer {
         Ok(written)
     }
 
-    /// Starts a new segment. The syncer syncs the old one with the next job: it is in the
-    /// job's files, before the new one.
+    /// Closes the active segment with an end record and starts a new one. The syncer syncs
+    /// the old one with the next job: it is in the job's files, before the new one.
     fn roll(&mut self) -> io::Result<()> {
-        let seq = lock(&self.shared.index)
+        let active = lock(&self.shared.index)
             .segments
             .last()
-            .map(|seg| seg.seq + 1)
-            .unwrap_or(0);
+            .map(|seg| (seg.seq, seg.file.clone(), seg.len));
+        let seq = match active {
+            Some((seq, file, len)) => {
+                let mut end = Record::new(KIND_END, 0, &[]);
+                end.seal(seq);
+                file.write_all_at(&end.frame, len)?;
+                self.job.touch(&file);
+                if let Some(seg) = lock(&self.shared.index).segments.last_mut() {
+                    seg.sealed = true;
+                }
+                seq + 1
+            }
+            None => 0,
+        };
         self.create_segment(seq)
     }
 
+    /// A new segment file: a recycled one when there is one (its blocks are reused), else
+    /// a fresh one.
     fn create_segment(&mut self, seq: u64) -> io::Result<()> {
         let path = segment_path(&self.shared.dir, seq);
+        let recycled = match self.pool.pop() {
+            Some(free) => match fs::rename(&free, &path) {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!(path = %free.display(), error = %e, "cannot reuse a segment file");
+                    false
+                }
+            },
+            None => false,
+        };
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
-            .truncate(true)
+            .truncate(!recycled)
             .open(&path)?;
         let mut buf = Vec::new();
         for (&kind, payload) in &self.sticky {
             let mut record = Record::new(kind, 0, payload);
-            record.seal();
+            record.seal(seq);
             buf.extend_from_slice(&record.frame);
         }
         file.write_all_at(&buf, 0)?;
@@ -828,6 +909,7 @@ impl Writer {
             file,
             offsets: Vec::new(),
             len: buf.len() as u64,
+            sealed: false,
         });
         Ok(())
     }
@@ -848,15 +930,21 @@ impl Writer {
                     break;
                 }
             }
-            if let Some(seg) = idx.segments.last_mut()
-                && !seg.offsets.is_empty()
-            {
+            if let Some(seg) = idx.segments.last_mut() {
+                let mut cut = None;
                 let keep = (index + 1).saturating_sub(seg.first_index) as usize;
-                if keep < seg.offsets.len() {
-                    let cut = seg.offsets[keep];
+                if !seg.offsets.is_empty() && keep < seg.offsets.len() {
+                    cut = Some(seg.offsets[keep]);
                     seg.offsets.truncate(keep);
+                }
+                // The segment becomes the active one again: its end record goes.
+                if cut.is_none() && seg.sealed {
+                    cut = Some(seg.len);
+                }
+                if let Some(cut) = cut {
                     seg.file.set_len(cut)?;
                     seg.len = cut;
+                    seg.sealed = false;
                 }
             }
             idx.next_entry = Some(index + 1);
@@ -923,7 +1011,7 @@ impl Writer {
     }
 
     fn delete_before(&mut self, index: u64) -> io::Result<()> {
-        let removed: Vec<PathBuf> = {
+        let removed: Vec<(u64, PathBuf)> = {
             let mut idx = lock(&self.shared.index);
             let mut n = 0;
             // A segment goes when every entry in it is below `index`; never the active one.
@@ -939,15 +1027,28 @@ impl Writer {
                     break;
                 }
             }
-            idx.segments.drain(..n).map(|s| s.path).collect()
+            idx.segments.drain(..n).map(|s| (s.seq, s.path)).collect()
         };
-        // Unlinking large files can take long (the file system may discard their blocks);
-        // the janitor does it so writes go on meanwhile. A crash before it leaves old,
+        // A few files are kept to be reused by new segments; the rest are deleted by the
+        // janitor, since unlinking large files can take long (the file system may discard
+        // their blocks) and writes go on meanwhile. A crash in between leaves old,
         // already-purged segments, which recovery accepts.
-        if !removed.is_empty()
+        let mut doomed = Vec::new();
+        for (seq, path) in removed {
+            if self.pool.len() < POOL_MAX {
+                let free = free_path(&self.shared.dir, seq);
+                match fs::rename(&path, &free) {
+                    Ok(()) => self.pool.push(free),
+                    Err(_) => doomed.push(path),
+                }
+            } else {
+                doomed.push(path);
+            }
+        }
+        if !doomed.is_empty()
             && let Some(janitor) = &self.janitor
         {
-            let _ = janitor.send(removed);
+            let _ = janitor.send(doomed);
         }
         Ok(())
     }
@@ -1089,6 +1190,69 @@ mod tests {
         let (log, rec) = open(dir.path(), 1 << 20);
         assert_eq!(rec.entries, Some((1, 5)));
         assert!(log.read(6).expect("read").is_none());
+    }
+
+    #[test]
+    fn deleted_segments_are_reused_and_their_old_records_never_served() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let count_files = |ext: &str| {
+            fs::read_dir(dir.path())
+                .expect("dir")
+                .filter(|e| {
+                    e.as_ref()
+                        .map(|e| e.path().extension().is_some_and(|x| x == ext))
+                        .unwrap_or(false)
+                })
+                .count()
+        };
+        {
+            let (log, _) = open(dir.path(), 256);
+            for i in 1..=100 {
+                append_sync(&log, vec![entry(i, &format!("first-life-{i:04}"))]);
+            }
+            log.delete_before(80).expect("delete");
+            log.sync().expect("sync");
+            assert!(count_files("free") > 0, "deleted segments wait for reuse");
+            let free_before = count_files("free");
+            for i in 101..=110 {
+                append_sync(&log, vec![entry(i, &format!("second-life-{i:04}"))]);
+            }
+            log.sync().expect("sync");
+            assert!(count_files("free") < free_before, "new segments took spare files");
+        }
+        let (log, rec) = open(dir.path(), 256);
+        let (first, last) = rec.entries.expect("entries");
+        assert_eq!(last, 110, "nothing from a reused file's old content");
+        assert!(first <= 80);
+        for i in first..=last {
+            let payload = log.read(i).expect("read").expect("present");
+            let text = String::from_utf8(payload).expect("utf8");
+            assert!(text.ends_with(&format!("{i:04}")), "entry {i} read back as {text}");
+        }
+        // And it goes on from there.
+        append_sync(&log, vec![entry(111, "third")]);
+        assert_eq!(log.read(111).expect("read").expect("present"), b"third");
+    }
+
+    #[test]
+    fn an_older_segment_without_its_end_record_ends_the_log() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let (log, _) = open(dir.path(), 100);
+            for i in 1..=30 {
+                append_sync(&log, vec![entry(i, "payload")]);
+            }
+        }
+        // The end record of the second segment never reached the disk.
+        let second = segment_path(dir.path(), 1);
+        let len = fs::metadata(&second).expect("meta").len();
+        let f = OpenOptions::new().write(true).open(&second).expect("open");
+        f.set_len(len - HEADER_LEN as u64).expect("cut");
+        drop(f);
+        let (_log, rec) = open(dir.path(), 100);
+        let (_, last) = rec.entries.expect("entries");
+        assert!(last < 30, "the log ends in the second segment, at {last}");
+        assert!(!segment_path(dir.path(), 2).exists(), "later segments are gone");
     }
 
     #[test]
