@@ -78,7 +78,11 @@ impl Node {
             .get_or_create(&CommandLabels { command: kind })
             .observe(elapsed.as_secs_f64());
         if elapsed > SLOW_PROPOSAL {
-            tracing::info!(command = kind, ms = elapsed.as_millis() as u64, "slow proposal");
+            tracing::info!(
+                command = kind,
+                ms = elapsed.as_millis() as u64,
+                "slow proposal"
+            );
         }
         match result {
             Ok(Response::Failed(error)) => Err(error),

@@ -75,9 +75,8 @@ impl Client {
         }
         if let Some(body) = body {
             // sonic-rs scans strings with SIMD: message bodies dominate what is encoded.
-            let bytes = sonic_rs::to_vec(body).map_err(|e| {
-                Error::InvalidArgument(format!("cannot encode the request: {e}"))
-            })?;
+            let bytes = sonic_rs::to_vec(body)
+                .map_err(|e| Error::InvalidArgument(format!("cannot encode the request: {e}")))?;
             request = request
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .body(bytes);

@@ -55,7 +55,8 @@ pub fn parse(text: &str) -> Option<DateTime<Utc>> {
             })
         };
         let date = NaiveDate::from_ymd_opt(num(0, 4)? as i32, num(5, 7)?, num(8, 10)?)?;
-        let time = date.and_hms_milli_opt(num(11, 13)?, num(14, 16)?, num(17, 19)?, num(20, 23)?)?;
+        let time =
+            date.and_hms_milli_opt(num(11, 13)?, num(14, 16)?, num(17, 19)?, num(20, 23)?)?;
         return Some(time.and_utc());
     }
     DateTime::parse_from_rfc3339(text)
@@ -69,9 +70,8 @@ pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Err
 
 pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
     let text = std::borrow::Cow::<str>::deserialize(d)?;
-    parse(&text).ok_or_else(|| {
-        serde::de::Error::custom(format!("{text:?} is not an RFC 3339 timestamp"))
-    })
+    parse(&text)
+        .ok_or_else(|| serde::de::Error::custom(format!("{text:?} is not an RFC 3339 timestamp")))
 }
 
 /// The same for optional fields.

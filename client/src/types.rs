@@ -167,7 +167,11 @@ pub struct SendMessage {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delay_seconds: Option<u32>,
     /// Hide the message until this instant, at most 7 days ahead.
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::timefmt::option")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::timefmt::option"
+    )]
     pub deliver_at: Option<DateTime<Utc>>,
     /// 1 (highest) to 16; default 8.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -207,7 +211,11 @@ pub struct SendRequest {
     pub body_base64: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delay_seconds: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::timefmt::option")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::timefmt::option"
+    )]
     pub deliver_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<u8>,
@@ -407,7 +415,11 @@ pub struct Message {
     pub receive_count: u32,
     #[serde(with = "crate::timefmt")]
     pub sent_at: DateTime<Utc>,
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::timefmt::option")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::timefmt::option"
+    )]
     pub first_received_at: Option<DateTime<Utc>>,
     pub priority: u8,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -423,7 +435,11 @@ pub struct Message {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<MessageState>,
     /// Present on peek and look-up of a message not visible now: when it will be.
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::timefmt::option")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::timefmt::option"
+    )]
     pub visible_at: Option<DateTime<Utc>>,
 }
 
@@ -524,7 +540,11 @@ pub struct RedriveTask {
     pub failed: u64,
     #[serde(with = "crate::timefmt")]
     pub started_at: DateTime<Utc>,
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::timefmt::option")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::timefmt::option"
+    )]
     pub finished_at: Option<DateTime<Utc>>,
 }
 
@@ -552,9 +572,17 @@ pub struct ListQueues {
 pub struct MessageQuery {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::timefmt::option")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::timefmt::option"
+    )]
     pub since: Option<DateTime<Utc>>,
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::timefmt::option")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::timefmt::option"
+    )]
     pub until: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,

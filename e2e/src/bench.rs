@@ -276,8 +276,10 @@ async fn measure(
     let bar = if config.progress {
         let bar = indicatif::ProgressBar::new(config.duration.as_secs().max(1));
         bar.set_style(
-            indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len}s {msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            indicatif::ProgressStyle::with_template(
+                "{elapsed_precise} [{bar:30}] {pos}/{len}s {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         Some(bar)
     } else {
@@ -286,8 +288,8 @@ async fn measure(
     while started.elapsed() < config.duration {
         tokio::time::sleep(Duration::from_millis(250).min(config.duration)).await;
         if let Some(bar) = &bar {
-            let rate = tally.messages.load(Ordering::Relaxed) as f64
-                / started.elapsed().as_secs_f64();
+            let rate =
+                tally.messages.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
             bar.set_position(started.elapsed().as_secs());
             bar.set_message(format!("{rate:.0} msg/s"));
         }
@@ -305,7 +307,11 @@ async fn measure(
     let server_cpu = server_before
         .zip(server_after)
         .map(|(b, a)| a.saturating_sub(b));
-    Ok((elapsed, server_cpu, client_after.saturating_sub(client_before)))
+    Ok((
+        elapsed,
+        server_cpu,
+        client_after.saturating_sub(client_before),
+    ))
 }
 
 async fn finish(
@@ -346,7 +352,10 @@ async fn finish(
 
 /// A group-commit writer: appends what concurrent writers hand it, one fdatasync per
 /// group, then answers them all.
-fn disk_writer(path: &Path, rx: std::sync::mpsc::Receiver<(Vec<u8>, oneshot::Sender<()>)>) -> Result<()> {
+fn disk_writer(
+    path: &Path,
+    rx: std::sync::mpsc::Receiver<(Vec<u8>, oneshot::Sender<()>)>,
+) -> Result<()> {
     let mut file = File::create(path)?;
     let mut written = 0u64;
     while let Ok(first) = rx.recv() {

@@ -496,6 +496,78 @@ async fn a_long_poll_wakes_within_milliseconds_of_a_send() {
     assert!(started.elapsed() >= Duration::from_millis(950));
 }
 
+#[tokio::test]
+async fn receive_wait_seconds_is_the_default_long_poll() {
+    let (_dir, b) = broker("defaultwait").await;
+    let c = &b.client;
+    c.put_queue(
+        "q",
+        &QueueAttributesUpdate {
+            receive_wait_seconds: Some(1),
+            ..attrs()
+        },
+    )
+    .await
+    .expect("create");
+    let started = Instant::now();
+    let got = c
+        .receive("q", &ReceiveRequest::default())
+        .await
+        .expect("receive");
+    assert!(got.is_empty());
+    assert!(
+        started.elapsed() >= Duration::from_millis(950),
+        "waited the queue's one second: {:?}",
+        started.elapsed()
+    );
+    // An explicit waitSeconds of 0 overrides it.
+    let started = Instant::now();
+    c.receive("q", &receive(1, 30)).await.expect("receive");
+    assert!(started.elapsed() < Duration::from_millis(500));
+}
+
+#[tokio::test]
+async fn partitions_only_grow() {
+    let (_dir, b) = broker("partitions").await;
+    let c = &b.client;
+    let q = c
+        .put_queue(
+            "q",
+            &QueueAttributesUpdate {
+                partitions: Some(2),
+                ..attrs()
+            },
+        )
+        .await
+        .expect("create");
+    assert_eq!(q.attributes.partitions, 2);
+    let grown = c
+        .put_queue(
+            "q",
+            &QueueAttributesUpdate {
+                partitions: Some(4),
+                ..attrs()
+            },
+        )
+        .await
+        .expect("grow");
+    assert_eq!(grown.attributes.partitions, 4);
+    assert_eq!(
+        code(
+            c.put_queue(
+                "q",
+                &QueueAttributesUpdate {
+                    partitions: Some(3),
+                    ..attrs()
+                }
+            )
+            .await
+            .unwrap_err()
+        ),
+        (409, ErrorCode::ImmutableAttribute)
+    );
+}
+
 async fn c_put(b: &Broker, name: &str) {
     b.client.put_queue(name, &attrs()).await.expect("create");
 }

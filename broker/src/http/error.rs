@@ -42,7 +42,8 @@ impl IntoResponse for HttpError {
         let status =
             StatusCode::from_u16(self.0.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let transient = self.0.code.is_transient();
-        let mut response = (status, super::extract::Json(ErrorBody { error: self.0 })).into_response();
+        let mut response =
+            (status, super::extract::Json(ErrorBody { error: self.0 })).into_response();
         if transient {
             response
                 .headers_mut()

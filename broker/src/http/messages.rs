@@ -301,13 +301,7 @@ fn wire(
 }
 
 fn delivered(node: &Node, d: &Delivery) -> HttpResult<Option<Message>> {
-    let message = wire(
-        node,
-        d.loc,
-        d.receive_count,
-        d.first_received_ms,
-        d.origin,
-    )?;
+    let message = wire(node, d.loc, d.receive_count, d.first_received_ms, d.origin)?;
     if message.is_none() {
         tracing::error!(loc = ?d.loc, "a delivered message's body is missing from the log");
     }
@@ -318,18 +312,13 @@ fn delivered(node: &Node, d: &Delivery) -> HttpResult<Option<Message>> {
 }
 
 fn peeked(node: &Node, p: &Peeked) -> HttpResult<Option<Message>> {
-    Ok(wire(
-        node,
-        p.loc,
-        p.receive_count,
-        p.first_received_ms,
-        p.origin,
-    )?
-    .map(|m| Message {
-        state: Some(p.state),
-        visible_at: p.visible_at_ms.map(time),
-        ..m
-    }))
+    Ok(
+        wire(node, p.loc, p.receive_count, p.first_received_ms, p.origin)?.map(|m| Message {
+            state: Some(p.state),
+            visible_at: p.visible_at_ms.map(time),
+            ..m
+        }),
+    )
 }
 
 /// `POST /v1/queues/{queue}/receive`: waits up to `waitSeconds` for a first message.

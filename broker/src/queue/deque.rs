@@ -154,10 +154,16 @@ mod tests {
         assert!(d.contains_sorted(&9_999, |v| *v));
         assert!(d.contains_sorted(&5_000, |v| *v));
         assert!(!d.contains_sorted(&4_999, |v| *v));
-        assert_eq!(d.iter().copied().sum::<u64>(), (5_000..10_000u64).sum::<u64>());
+        assert_eq!(
+            d.iter().copied().sum::<u64>(),
+            (5_000..10_000u64).sum::<u64>()
+        );
         let encoded = postcard::to_allocvec(&d).expect("encode");
         let back: BlockDeque<u64> = postcard::from_bytes(&encoded).expect("decode");
-        assert_eq!(back.iter().collect::<Vec<_>>(), d.iter().collect::<Vec<_>>());
+        assert_eq!(
+            back.iter().collect::<Vec<_>>(),
+            d.iter().collect::<Vec<_>>()
+        );
         while d.pop_front().is_some() {}
         assert!(d.is_empty());
         assert_eq!(d.front(), None);

@@ -69,9 +69,9 @@ mod delta_locs {
                 let mut msgs = BlockDeque::default();
                 let mut previous = 0u64;
                 while let Some(gap) = seq.next_element::<u64>()? {
-                    previous = previous.checked_add(gap).ok_or_else(|| {
-                        serde::de::Error::custom("message place out of range")
-                    })?;
+                    previous = previous
+                        .checked_add(gap)
+                        .ok_or_else(|| serde::de::Error::custom("message place out of range"))?;
                     msgs.push_back(MsgLoc::from_raw(previous));
                 }
                 Ok(msgs)

@@ -268,7 +268,11 @@ fn retention_drops_old_messages_in_every_stage() {
     // Send times are kept to the second: expiry comes within a second after retention.
     assert_eq!(f.queues.get("q").expect("q").next_due(), Some(60 * S + 999));
     f.queues.tick(59 * S);
-    assert_eq!(f.queues.get("q").expect("q").len(), 3, "not before retention");
+    assert_eq!(
+        f.queues.get("q").expect("q").len(),
+        3,
+        "not before retention"
+    );
     f.queues.tick(61 * S);
     let q = f.queues.get("q").expect("q");
     assert_eq!(q.len(), 1);

@@ -221,12 +221,14 @@ impl LogStore {
             return Ok(None);
         };
         let time_ms = request.time_ms;
-        Ok(find_slot(request, loc.slot()).map(|(command, at)| StoredMessage {
-            entry: entry.clone(),
-            time_ms,
-            command,
-            at,
-        }))
+        Ok(
+            find_slot(request, loc.slot()).map(|(command, at)| StoredMessage {
+                entry: entry.clone(),
+                time_ms,
+                command,
+                at,
+            }),
+        )
     }
 
     /// The state machine's latest snapshot needs nothing below `index`: segments wholly

@@ -121,7 +121,9 @@ async fn run(raft: Raft, mut rx: mpsc::Receiver<Pending>) {
 fn write_error(e: &ClientWriteError<super::TypeConfig>) -> ProposeError {
     match e {
         ClientWriteError::ForwardToLeader(f) => ProposeError::NotLeader {
-            leader: f.leader_id.zip(f.leader_node.as_ref().map(|n| n.addr.clone())),
+            leader: f
+                .leader_id
+                .zip(f.leader_node.as_ref().map(|n| n.addr.clone())),
         },
         ClientWriteError::LogEntryDiscarded(f) => ProposeError::Unknown(f.to_string()),
         other => ProposeError::Unknown(other.to_string()),

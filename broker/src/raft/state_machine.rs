@@ -326,8 +326,13 @@ impl SmState {
                 let responses = commands
                     .iter()
                     .map(|command| {
-                        let response =
-                            execute(&mut self.queues, self.clock_ms, entry.log_id.index, slot, command);
+                        let response = execute(
+                            &mut self.queues,
+                            self.clock_ms,
+                            entry.log_id.index,
+                            slot,
+                            command,
+                        );
                         slot += command.slots();
                         response
                     })

@@ -1125,10 +1125,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         {
             let (log, _) = open(dir.path(), 64);
-            append_sync(
-                &log,
-                vec![Record::new(3, 0, b"purged-at-0")],
-            );
+            append_sync(&log, vec![Record::new(3, 0, b"purged-at-0")]);
             for i in 1..=20 {
                 append_sync(&log, vec![entry(i, "x")]);
             }
@@ -1218,7 +1215,10 @@ mod tests {
                 append_sync(&log, vec![entry(i, &format!("second-life-{i:04}"))]);
             }
             log.sync().expect("sync");
-            assert!(count_files("free") < free_before, "new segments took spare files");
+            assert!(
+                count_files("free") < free_before,
+                "new segments took spare files"
+            );
         }
         let (log, rec) = open(dir.path(), 256);
         let (first, last) = rec.entries.expect("entries");
@@ -1227,7 +1227,10 @@ mod tests {
         for i in first..=last {
             let payload = log.read(i).expect("read").expect("present");
             let text = String::from_utf8(payload).expect("utf8");
-            assert!(text.ends_with(&format!("{i:04}")), "entry {i} read back as {text}");
+            assert!(
+                text.ends_with(&format!("{i:04}")),
+                "entry {i} read back as {text}"
+            );
         }
         // And it goes on from there.
         append_sync(&log, vec![entry(111, "third")]);
@@ -1252,7 +1255,10 @@ mod tests {
         let (_log, rec) = open(dir.path(), 100);
         let (_, last) = rec.entries.expect("entries");
         assert!(last < 30, "the log ends in the second segment, at {last}");
-        assert!(!segment_path(dir.path(), 2).exists(), "later segments are gone");
+        assert!(
+            !segment_path(dir.path(), 2).exists(),
+            "later segments are gone"
+        );
     }
 
     #[test]

@@ -59,7 +59,10 @@ struct Args {
 async fn main() -> Result<()> {
     let args = Args::parse();
     if args.replicas != 1 {
-        bail!("--replicas {}: only single-node runs are measured so far", args.replicas);
+        bail!(
+            "--replicas {}: only single-node runs are measured so far",
+            args.replicas
+        );
     }
     if args.batch == 0 || args.batch > 256 || args.concurrency == 0 || args.size == 0 {
         bail!("--batch must be 1 to 256, --concurrency and --size at least 1");
@@ -67,7 +70,9 @@ async fn main() -> Result<()> {
     let scratch = match &args.dir {
         Some(dir) => {
             std::fs::create_dir_all(dir)?;
-            tempfile::Builder::new().prefix("sluice-bench-").tempdir_in(dir)?
+            tempfile::Builder::new()
+                .prefix("sluice-bench-")
+                .tempdir_in(dir)?
         }
         None => tempfile::Builder::new().prefix("sluice-bench-").tempdir()?,
     };
@@ -84,14 +89,16 @@ async fn main() -> Result<()> {
             rate: args.rate,
             progress: !args.json,
         };
-        eprintln!("measuring {system:?} ({:?}) for {}s ...", args.workload, args.duration);
+        eprintln!(
+            "measuring {system:?} ({:?}) for {}s ...",
+            args.workload, args.duration
+        );
         let result = match system {
             System::Disk => run_disk(&config, scratch.path()).await?,
             System::Sluice => match &args.url {
                 Some(url) => run_sluice(&config, &Client::new(url)?, None).await?,
                 None => {
-                    let broker =
-                        Broker::start(BrokerOptions::single(scratch.path())?).await?;
+                    let broker = Broker::start(BrokerOptions::single(scratch.path())?).await?;
                     let r = run_sluice(&config, &broker.client, broker.pid()).await;
                     drop(broker);
                     r?
