@@ -31,8 +31,18 @@ pub struct BrokerConfig {
     pub data_dir: PathBuf,
 
     /// Static bootstrap, the same on every node: `1=host:port,2=host:port,3=host:port`.
+    /// A node not in the list waits to be added with `POST /v1/cluster/members`.
     #[arg(long, env = "SLUICE_INITIAL_MEMBERS", value_parser = parse_members)]
     pub initial_members: Option<Members>,
+
+    /// Log entries between snapshots (after which the log before them may be purged).
+    #[arg(long, env = "SLUICE_SNAPSHOT_LOGS", default_value_t = 50_000)]
+    pub snapshot_logs: u64,
+
+    /// For tests of the test checker only: answer a send once it has a log position,
+    /// before it is replicated or synced. Loses acknowledged messages on a crash.
+    #[arg(long, hide = true, env = "SLUICE_UNSAFE_ACK_BEFORE_COMMIT")]
+    pub unsafe_ack_before_commit: bool,
 }
 
 /// `id=host:port` pairs of a cluster's first members.

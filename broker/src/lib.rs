@@ -11,6 +11,7 @@ pub mod config;
 pub mod http;
 pub mod metrics;
 pub mod node;
+pub mod peer;
 pub mod queue;
 pub mod raft;
 pub mod server;

@@ -11,13 +11,16 @@ use tokio::sync::watch;
 use crate::config::BrokerConfig;
 use crate::metrics::{CommandLabels, Metrics};
 use crate::raft::command::{Command, Response};
-use crate::raft::{Group, GroupError, GroupOptions, ProposeError, now_ms};
+use crate::raft::network::PeerNetwork;
+use crate::raft::{Group, GroupError, GroupOptions, ProposeError, Raft, now_ms};
 use crate::store::log::LogOptions;
 
 /// How often the leader checks for time-driven work (lapsed deadlines, retention).
 const TICK_EVERY: Duration = Duration::from_millis(250);
 /// How often running redrives move a step.
 const REDRIVE_EVERY: Duration = Duration::from_millis(100);
+/// How long a shutting-down leader waits for another node to take over.
+const HANDOFF_TIMEOUT: Duration = Duration::from_secs(3);
 /// Proposals slower than this are logged, to find what stalls the pipeline.
 const SLOW_PROPOSAL: Duration = Duration::from_millis(50);
 /// Messages one redrive step moves when no rate is set.
@@ -28,6 +31,8 @@ pub struct Node {
     pub node_id: u64,
     pub group: Group,
     pub metrics: Arc<Metrics>,
+    /// Pooled HTTP connections to the other nodes' peer ports (Raft and forwarding).
+    pub http: reqwest::Client,
     shutting_down: AtomicBool,
     shutdown: watch::Sender<bool>,
 }
@@ -39,14 +44,22 @@ impl Node {
         metrics: Arc<Metrics>,
     ) -> Result<Arc<Self>, GroupError> {
         let node_id = config.node_id();
+        // Peer connections leave from the peer address's IP, so tests can cut links
+        // between nodes on loopback by address.
+        let local_ip = Some(config.peer_listen.ip()).filter(|ip| !ip.is_unspecified());
+        let http = PeerNetwork::http_client(local_ip);
         let group = Group::open(
             GroupOptions {
                 group_id: 0,
                 node_id,
                 dir: config.data_dir.join("groups").join("0"),
                 advertise_peer: config.advertise_peer(),
+                initial_members: config.initial_members.as_ref().map(|m| m.0.clone()),
+                snapshot_logs: config.snapshot_logs,
+                unsafe_ack_before_commit: config.unsafe_ack_before_commit,
                 log: LogOptions::default(),
             },
+            http.clone(),
             Some(metrics.clone()),
         )
         .await?;
@@ -56,6 +69,7 @@ impl Node {
             node_id,
             group,
             metrics,
+            http,
             shutting_down: AtomicBool::new(false),
             shutdown,
         }))
@@ -91,6 +105,11 @@ impl Node {
         }
     }
 
+    /// The Raft instance of a group this node serves.
+    pub fn raft(&self, group: u32) -> Option<Raft> {
+        (group == self.group.id).then(|| self.group.raft.clone())
+    }
+
     pub fn is_shutting_down(&self) -> bool {
         self.shutting_down.load(Ordering::Relaxed)
     }
@@ -106,9 +125,13 @@ impl Node {
         self.shutdown.send_replace(true);
     }
 
-    /// Stops Raft and syncs the log, once the HTTP server has drained.
+    /// Hands leadership to another node, stops Raft and syncs the log, once the HTTP
+    /// server has drained.
     pub async fn finish_shutdown(&self) {
         self.begin_shutdown();
+        if self.group.is_leader() && self.group.hand_off_leadership(HANDOFF_TIMEOUT).await {
+            tracing::info!("leadership handed over");
+        }
         self.group.shutdown().await;
     }
 

@@ -1,21 +1,24 @@
-//! Runs a broker: opens its node, serves the client API, and shuts down in order.
+//! Runs a broker: opens its node, serves the client API and the peer port, and shuts down
+//! in order.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 
 use crate::config::BrokerConfig;
-use crate::http;
 use crate::metrics::Metrics;
 use crate::node::Node;
 use crate::raft::GroupError;
+use crate::{http, peer};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error("cannot listen on {addr}: {source}")]
     Listen {
-        addr: std::net::SocketAddr,
+        addr: SocketAddr,
         source: std::io::Error,
     },
     #[error("cannot open the node: {0}")]
@@ -24,30 +27,43 @@ pub enum ServeError {
     Serve(std::io::Error),
 }
 
+async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Listen { addr, source })
+}
+
 /// Serves until `shutdown` resolves; then stops taking requests, lets the ones in progress
-/// finish, stops Raft and syncs the log.
+/// finish, hands leadership to another node, stops Raft and syncs the log. The peer port
+/// stays open until Raft has stopped, so the handover can happen.
 pub async fn serve(
     config: BrokerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| ServeError::Listen {
-            addr: config.listen,
-            source,
-        })?;
+    let client_listener = bind(config.listen).await?;
+    let peer_listener = bind(config.peer_listen).await?;
     let metrics = Arc::new(Metrics::new());
     let node = Node::open(&config, metrics).await?;
     tracing::info!(
         node = node.node_id,
         listen = %config.listen,
+        peer = %config.peer_listen,
         data = %config.data_dir.display(),
         "sluice broker serving"
     );
+    let raft_stopped = Arc::new(Notify::new());
+    let peer_server = {
+        let stopped = raft_stopped.clone();
+        let router = peer::router(node.clone());
+        tokio::spawn(async move {
+            axum::serve(peer_listener, router)
+                .with_graceful_shutdown(async move { stopped.notified().await })
+                .await
+        })
+    };
     let housekeeping = tokio::spawn(node.clone().housekeeping());
-    let app = http::router(node.clone());
     let draining = node.clone();
-    let served = axum::serve(listener, app)
+    let served = axum::serve(client_listener, http::router(node.clone()))
         .with_graceful_shutdown(async move {
             shutdown.await;
             tracing::info!("shutting down: draining requests");
@@ -55,7 +71,11 @@ pub async fn serve(
         })
         .await;
     node.finish_shutdown().await;
+    raft_stopped.notify_one();
     let _ = housekeeping.await;
+    if let Ok(Err(e)) = peer_server.await {
+        tracing::warn!(error = %e, "peer server");
+    }
     tracing::info!("stopped");
     served.map_err(ServeError::Serve)
 }

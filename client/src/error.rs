@@ -37,6 +37,11 @@ pub enum ErrorCode {
     /// A redrive was asked of a queue no other queue uses as its dead-letter queue, or one
     /// is already running.
     RedriveConflict,
+    /// A membership change cannot be made now: another is in progress, or it would leave
+    /// the cluster without voters.
+    ClusterConflict,
+    /// No node by that id in the cluster.
+    MemberNotFound,
     /// A message body (with its attributes) is over the queue's `maxMessageBytes`.
     MessageTooLarge,
     /// Too many messages in flight, or the broker is shedding load.
@@ -59,9 +64,9 @@ impl ErrorCode {
         match self {
             InvalidRequest | InvalidName | InvalidAttribute | InvalidMessage | InvalidBatch
             | InvalidReceipt | ReceiptStale | MessageNotInFlight => 400,
-            QueueNotFound | MessageNotFound | TaskNotFound | NotFound => 404,
+            QueueNotFound | MessageNotFound | TaskNotFound | MemberNotFound | NotFound => 404,
             MethodNotAllowed => 405,
-            ImmutableAttribute | RedriveConflict => 409,
+            ImmutableAttribute | RedriveConflict | ClusterConflict => 409,
             MessageTooLarge => 413,
             TooManyRequests => 429,
             InsufficientStorage => 507,

@@ -9,6 +9,8 @@ pub mod names;
 pub mod timefmt;
 pub mod types;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 pub use error::{ApiError, Error, ErrorBody, ErrorCode};
@@ -17,42 +19,94 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 pub use types::*;
 
-/// A client of one broker (any node: it forwards to the leader it needs).
+/// A client of a Sluice cluster. Any node serves any request (it forwards to the leader
+/// it needs). Requests that fail for a passing reason (no leader yet, a node down, shed
+/// load) are retried, against the next node when several are known, for up to the
+/// retry window; sends carry an idempotency key, so a retried send is stored once.
 #[derive(Clone, Debug)]
 pub struct Client {
     http: reqwest::Client,
-    base: Url,
+    bases: Arc<Vec<Url>>,
+    /// The node requests go to first; moves on when one fails.
+    current: Arc<AtomicUsize>,
+    retry_for: Duration,
+}
+
+/// The default time a request is retried for.
+pub const RETRY_FOR: Duration = Duration::from_secs(15);
+
+/// The header that makes a send idempotent: a retry with the same key within two
+/// minutes answers as the first did and stores nothing.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// A fresh idempotency key: 128 random bits as 32 hex digits.
+pub fn idempotency_key() -> String {
+    use std::hash::BuildHasher;
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    // RandomState is seeded from the OS for each process.
+    let random = std::collections::hash_map::RandomState::new();
+    let high = random.hash_one((now, n, std::process::id(), 1u8));
+    let low = random.hash_one((now, n, std::process::id(), 2u8));
+    format!("{high:016x}{low:016x}")
 }
 
 impl Client {
     /// A client of the broker at `base_url`, e.g. `http://127.0.0.1:8080`.
     pub fn new(base_url: &str) -> Result<Self, Error> {
+        Self::with_nodes(&[base_url])
+    }
+
+    /// A client of a cluster, given the base URL of one or more of its nodes.
+    pub fn with_nodes(base_urls: &[&str]) -> Result<Self, Error> {
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(1024)
             .tcp_nodelay(true)
             .build()?;
-        Self::with_http(base_url, http)
+        Self::with_http(base_urls, http)
     }
 
     /// A client that uses the given `reqwest` client (timeouts, pools).
-    pub fn with_http(base_url: &str, http: reqwest::Client) -> Result<Self, Error> {
-        let base = Url::parse(base_url)
-            .map_err(|e| Error::InvalidArgument(format!("base URL {base_url:?}: {e}")))?;
-        if base.cannot_be_a_base() {
-            return Err(Error::InvalidArgument(format!(
-                "base URL {base_url:?} cannot hold a path"
-            )));
+    pub fn with_http(base_urls: &[&str], http: reqwest::Client) -> Result<Self, Error> {
+        let mut bases = Vec::new();
+        for base_url in base_urls {
+            let base = Url::parse(base_url)
+                .map_err(|e| Error::InvalidArgument(format!("base URL {base_url:?}: {e}")))?;
+            if base.cannot_be_a_base() {
+                return Err(Error::InvalidArgument(format!(
+                    "base URL {base_url:?} cannot hold a path"
+                )));
+            }
+            bases.push(base);
         }
-        Ok(Self { http, base })
+        if bases.is_empty() {
+            return Err(Error::InvalidArgument("no base URL given".into()));
+        }
+        Ok(Self {
+            http,
+            bases: Arc::new(bases),
+            current: Arc::new(AtomicUsize::new(0)),
+            retry_for: RETRY_FOR,
+        })
     }
 
-    /// The broker's base URL.
+    /// Retries failed requests for this long (zero: never).
+    pub fn retry_for(mut self, window: Duration) -> Self {
+        self.retry_for = window;
+        self
+    }
+
+    /// The base URL requests go to now.
     pub fn base_url(&self) -> &Url {
-        &self.base
+        &self.bases[self.current.load(Ordering::Relaxed) % self.bases.len()]
     }
 
-    fn url(&self, segments: &[&str]) -> Url {
-        let mut url = self.base.clone();
+    fn url(&self, base: &Url, segments: &[&str]) -> Url {
+        let mut url = base.clone();
         {
             // `cannot_be_a_base` was ruled out in `with_http`.
             let mut path = url.path_segments_mut().expect("base URL holds a path");
@@ -62,6 +116,16 @@ impl Client {
         url
     }
 
+    /// Moves on to the next known node after `base` failed.
+    fn next_node(&self, failed: usize) {
+        let _ = self.current.compare_exchange(
+            failed,
+            (failed + 1) % self.bases.len(),
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
+    }
+
     async fn call<B: Serialize + ?Sized, Q: Serialize + ?Sized, T: DeserializeOwned>(
         &self,
         method: Method,
@@ -69,18 +133,60 @@ impl Client {
         query: Option<&Q>,
         body: Option<&B>,
     ) -> Result<T, Error> {
-        let mut request = self.http.request(method, self.url(segments));
-        if let Some(query) = query {
-            request = request.query(query);
+        self.call_keyed(method, segments, query, body, None).await
+    }
+
+    /// One request, retried while it fails for a passing reason. `key` goes in the
+    /// idempotency header of every attempt.
+    async fn call_keyed<B: Serialize + ?Sized, Q: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        segments: &[&str],
+        query: Option<&Q>,
+        body: Option<&B>,
+        key: Option<&str>,
+    ) -> Result<T, Error> {
+        // sonic-rs scans strings with SIMD: message bodies dominate what is encoded.
+        let body = match body {
+            Some(body) => Some(bytes::Bytes::from(sonic_rs::to_vec(body).map_err(|e| {
+                Error::InvalidArgument(format!("cannot encode the request: {e}"))
+            })?)),
+            None => None,
+        };
+        let deadline = tokio::time::Instant::now() + self.retry_for;
+        let mut backoff = Duration::from_millis(25);
+        loop {
+            let node = self.current.load(Ordering::Relaxed) % self.bases.len();
+            let mut request = self
+                .http
+                .request(method.clone(), self.url(&self.bases[node], segments));
+            if let Some(query) = query {
+                request = request.query(query);
+            }
+            if let Some(key) = key {
+                request = request.header(IDEMPOTENCY_KEY, key);
+            }
+            if let Some(body) = &body {
+                request = request
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(body.clone());
+            }
+            let result = Self::answer(request).await;
+            let passing = match &result {
+                Err(Error::Transport(_)) => true,
+                Err(Error::Api { error, .. }) => error.code.is_transient(),
+                _ => false,
+            };
+            if !passing || tokio::time::Instant::now() + backoff > deadline {
+                return result;
+            }
+            self.next_node(node);
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_millis(500));
         }
-        if let Some(body) = body {
-            // sonic-rs scans strings with SIMD: message bodies dominate what is encoded.
-            let bytes = sonic_rs::to_vec(body)
-                .map_err(|e| Error::InvalidArgument(format!("cannot encode the request: {e}")))?;
-            request = request
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(bytes);
-        }
+    }
+
+    async fn answer<T: DeserializeOwned>(request: reqwest::RequestBuilder) -> Result<T, Error> {
         let response = request.send().await?;
         let status = response.status();
         let bytes = response.bytes().await?;
@@ -162,9 +268,17 @@ impl Client {
 
     // ---- messages ----
 
+    /// Sends one message (retried safely: the broker stores it once).
     pub async fn send(&self, queue: &str, message: &SendMessage) -> Result<Sent, Error> {
-        self.post(&["v1", "queues", queue, "messages"], message)
-            .await
+        let key = idempotency_key();
+        self.call_keyed::<_, (), _>(
+            Method::POST,
+            &["v1", "queues", queue, "messages"],
+            None,
+            Some(message),
+            Some(&key),
+        )
+        .await
     }
 
     /// Sends a batch; one result per message, in order.
@@ -177,8 +291,15 @@ impl Client {
         struct Batch<'a> {
             messages: &'a [SendMessage],
         }
+        let key = idempotency_key();
         let results: batch_wire::Results<batch_wire::SentOrError> = self
-            .post(&["v1", "queues", queue, "messages"], &Batch { messages })
+            .call_keyed::<_, (), _>(
+                Method::POST,
+                &["v1", "queues", queue, "messages"],
+                None,
+                Some(&Batch { messages }),
+                Some(&key),
+            )
             .await?;
         Ok(results.results.into_iter().map(Into::into).collect())
     }
@@ -320,23 +441,76 @@ impl Client {
         .await
     }
 
+    // ---- the cluster ----
+
+    /// Members, their roles, groups, leaders and lag.
+    pub async fn cluster(&self) -> Result<ClusterStatus, Error> {
+        self.get(&["v1", "cluster"]).await
+    }
+
+    /// Adds a node: it joins as a learner and becomes a voter once caught up.
+    pub async fn add_member(&self, id: u64, peer_address: &str) -> Result<ClusterStatus, Error> {
+        self.post(
+            &["v1", "cluster", "members"],
+            &AddMember {
+                id,
+                peer_address: peer_address.to_string(),
+            },
+        )
+        .await
+    }
+
+    /// Removes a node from the cluster (after moving its leaderships away).
+    pub async fn remove_member(&self, id: u64) -> Result<ClusterStatus, Error> {
+        let id = id.to_string();
+        self.call::<(), (), _>(
+            Method::DELETE,
+            &["v1", "cluster", "members", &id],
+            None,
+            None,
+        )
+        .await
+    }
+
+    /// Hands a node's leaderships to other nodes, before it restarts.
+    pub async fn drain_member(&self, id: u64) -> Result<ClusterStatus, Error> {
+        let id = id.to_string();
+        self.post(
+            &["v1", "cluster", "members", &id, "drain"],
+            &serde_json::json!({}),
+        )
+        .await
+    }
+
     // ---- the node ----
 
     /// True when the node answers `/healthz` with 200.
     pub async fn healthy(&self) -> Result<bool, Error> {
-        let response = self.http.get(self.url(&["healthz"])).send().await?;
+        let response = self
+            .http
+            .get(self.url(self.base_url(), &["healthz"]))
+            .send()
+            .await?;
         Ok(response.status().is_success())
     }
 
     /// True when the node answers `/readyz` with 200 (has a leader and is caught up).
     pub async fn ready(&self) -> Result<bool, Error> {
-        let response = self.http.get(self.url(&["readyz"])).send().await?;
+        let response = self
+            .http
+            .get(self.url(self.base_url(), &["readyz"]))
+            .send()
+            .await?;
         Ok(response.status().is_success())
     }
 
     /// The Prometheus text of `/metrics`.
     pub async fn metrics_text(&self) -> Result<String, Error> {
-        let response = self.http.get(self.url(&["metrics"])).send().await?;
+        let response = self
+            .http
+            .get(self.url(self.base_url(), &["metrics"]))
+            .send()
+            .await?;
         Ok(response.text().await?)
     }
 
@@ -350,7 +524,7 @@ impl Client {
             if tokio::time::Instant::now() >= deadline {
                 return Err(Error::Timeout(format!(
                     "broker at {} not ready after {timeout:?}",
-                    self.base
+                    self.base_url()
                 )));
             }
             tokio::time::sleep(Duration::from_millis(20)).await;

@@ -7,6 +7,9 @@
 
 pub mod bench;
 pub mod checker;
+pub mod cluster;
+
+pub use cluster::Cluster;
 
 use std::fs::{self, File};
 use std::net::{SocketAddr, TcpListener};
@@ -96,6 +99,46 @@ impl BrokerOptions {
     }
 }
 
+/// A range of loopback addresses `127.a.b.1`, `127.a.b.2`, ... for one cluster, picked
+/// at random so concurrent tests do not meet. Nodes on distinct addresses can be cut off
+/// from each other by address (see [`Cluster::isolate`]).
+pub fn pick_subnet() -> [u8; 2] {
+    use std::hash::{BuildHasher, Hasher};
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    h.write_u64(COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    let v = h.finish();
+    [16 + (v % 238) as u8, 1 + ((v >> 8) % 254) as u8]
+}
+
+/// The loopback address of node `id` in `subnet`.
+pub fn node_ip(subnet: [u8; 2], id: u64) -> std::net::Ipv4Addr {
+    std::net::Ipv4Addr::new(127, subnet[0], subnet[1], id as u8)
+}
+
+/// The client API port and peer port every node of a cluster uses (each on its own IP).
+pub const CLUSTER_API_PORT: u16 = 8080;
+pub const CLUSTER_PEER_PORT: u16 = 7070;
+
+impl BrokerOptions {
+    /// Node `id` of a cluster in `subnet` whose first members are `1..=size`.
+    pub fn member(dir: &Path, subnet: [u8; 2], id: u64, size: u64) -> Self {
+        let members: Vec<String> = (1..=size)
+            .map(|n| format!("{n}={}:{CLUSTER_PEER_PORT}", node_ip(subnet, n)))
+            .collect();
+        let ip = node_ip(subnet, id);
+        Self {
+            node_id: id,
+            data_dir: dir.join(format!("node-{id}")),
+            listen: SocketAddr::from((ip, CLUSTER_API_PORT)),
+            peer_listen: SocketAddr::from((ip, CLUSTER_PEER_PORT)),
+            extra_args: vec!["--initial-members".into(), members.join(",")],
+            env: Vec::new(),
+        }
+    }
+}
+
 /// A running (or stopped) broker process.
 pub struct Broker {
     pub options: BrokerOptions,
@@ -108,6 +151,14 @@ pub struct Broker {
 impl Broker {
     /// Starts a broker and waits until it is ready.
     pub async fn start(options: BrokerOptions) -> Result<Self> {
+        let mut broker = Self::launch(options)?;
+        broker.wait_ready(Duration::from_secs(30)).await?;
+        Ok(broker)
+    }
+
+    /// Starts a broker without waiting for it (a cluster member is ready only once a
+    /// quorum is up).
+    pub fn launch(options: BrokerOptions) -> Result<Self> {
         let client = Client::new(&format!("http://{}", options.listen))?;
         let log_path = options.data_dir.with_extension("log");
         let mut broker = Self {
@@ -118,8 +169,37 @@ impl Broker {
             starts: 0,
         };
         broker.spawn()?;
-        broker.wait_ready(Duration::from_secs(30)).await?;
         Ok(broker)
+    }
+
+    /// Whether the process is running (not killed; a stopped one still counts).
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// SIGSTOP: the process freezes, its connections stay open.
+    pub fn pause(&self) -> Result<()> {
+        self.signal(nix::sys::signal::Signal::SIGSTOP)
+    }
+
+    /// SIGCONT after [`Broker::pause`].
+    pub fn resume(&self) -> Result<()> {
+        self.signal(nix::sys::signal::Signal::SIGCONT)
+    }
+
+    fn signal(&self, signal: nix::sys::signal::Signal) -> Result<()> {
+        let child = self
+            .child
+            .as_ref()
+            .ok_or_else(|| anyhow!("broker is not running"))?;
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal)?;
+        Ok(())
+    }
+
+    /// Starts the process again after [`Broker::kill9`] without waiting for readiness.
+    pub fn relaunch(&mut self) -> Result<()> {
+        self.kill9()?;
+        self.spawn()
     }
 
     /// The base URL of the client API.

@@ -21,6 +21,7 @@ use super::error::{HttpError, HttpResult};
 use super::extract::{Json, Path, Query};
 use super::queues::{check_name, time};
 use crate::node::Node;
+use crate::queue::idempotency::parse_key;
 use crate::queue::ids::{MsgLoc, Receipt, message_id, parse_message_id};
 use crate::queue::message::NewMessage;
 use crate::queue::state::{Delivery, Peeked, SendOutcome};
@@ -152,10 +153,17 @@ fn sent(node: &Node, outcome: SendOutcome) -> Sent {
 pub async fn send(
     State(node): State<Arc<Node>>,
     Path(name): Path<String>,
+    headers: axum::http::HeaderMap,
     Json(mut request): Json<SendRequest>,
 ) -> HttpResult<axum::response::Response> {
     use axum::response::IntoResponse;
     check_name(&name)?;
+    let key = match headers.get(sluice_client::IDEMPOTENCY_KEY) {
+        None => None,
+        Some(value) => Some(value.to_str().ok().and_then(parse_key).ok_or_else(|| {
+            HttpError::invalid("the Idempotency-Key header must be 1 to 128 printable characters")
+        })?),
+    };
     let now = now_ms();
     let (messages, batch) = match request.messages.take() {
         Some(messages) => {
@@ -208,6 +216,7 @@ pub async fn send(
             .propose(Command::Send {
                 queue: name,
                 messages: accepted.into(),
+                key,
             })
             .await?;
         let Response::Sent(outcomes) = response else {

@@ -1,7 +1,9 @@
 //! The HTTP API: the router, and one handler module per resource.
 
+pub mod cluster;
 pub mod error;
 pub mod extract;
+pub mod forward;
 pub mod health;
 pub mod messages;
 pub mod queues;
@@ -58,7 +60,14 @@ pub fn router(node: Arc<Node>) -> Router {
             post(redrive::start)
                 .get(redrive::list)
                 .delete(redrive::cancel),
-        );
+        )
+        .route("/cluster", get(cluster::get))
+        .route("/cluster/members", post(cluster::add))
+        .route(
+            "/cluster/members/{id}",
+            axum::routing::delete(cluster::remove),
+        )
+        .route("/cluster/members/{id}/drain", post(cluster::drain));
     Router::new()
         .nest("/v1", v1)
         .route("/healthz", get(health::healthz))
@@ -68,6 +77,10 @@ pub fn router(node: Arc<Node>) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn_with_state(node.clone(), record))
+        .layer(middleware::from_fn_with_state(
+            node.clone(),
+            forward::forward,
+        ))
         .with_state(node)
 }
 

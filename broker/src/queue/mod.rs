@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod deque;
+pub mod idempotency;
 pub mod ids;
 pub mod message;
 pub mod redrive;
@@ -181,7 +182,8 @@ impl Queues {
     }
 
     /// Stores the messages of a send in the entry at log `index`, the first at slot
-    /// `first_slot`; one outcome per message.
+    /// `first_slot`; one outcome per message. A send whose idempotency `key` was seen
+    /// within the window answers as the first did and stores nothing.
     pub fn send(
         &mut self,
         now: u64,
@@ -189,9 +191,27 @@ impl Queues {
         index: u64,
         first_slot: usize,
         messages: &[NewMessage],
+        key: Option<u128>,
     ) -> Result<Vec<Result<SendOutcome, ApiError>>, ApiError> {
         let queue = self.get_mut(name)?;
-        Ok(messages
+        queue.idempotency.expire(now);
+        if let Some(key) = key
+            && let Some(recorded) = queue.idempotency.get(key)
+        {
+            let recorded = recorded.clone();
+            return Ok(messages
+                .iter()
+                .enumerate()
+                .map(|(i, msg)| match recorded.outcome(i) {
+                    Some(outcome) => Ok(outcome),
+                    None => check_message(&queue.config, msg).and(Err(ApiError::new(
+                        ErrorCode::InvalidMessage,
+                        "this message was refused when the send was first made",
+                    ))),
+                })
+                .collect());
+        }
+        let outcomes: Vec<Result<SendOutcome, ApiError>> = messages
             .iter()
             .enumerate()
             .map(|(i, msg)| {
@@ -204,7 +224,12 @@ impl Queues {
                 }
                 Ok(queue.send(now, loc, msg))
             })
-            .collect())
+            .collect();
+        if let Some(key) = key {
+            let recorded = outcomes.iter().map(|o| o.as_ref().ok().cloned()).collect();
+            queue.idempotency.record(now, key, recorded);
+        }
+        Ok(outcomes)
     }
 
     /// Receives from a queue; messages over their dead-letter receive count move first.

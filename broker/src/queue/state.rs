@@ -16,6 +16,7 @@ use sluice_client::{ApiError, ErrorCode, MessageState, limits};
 
 use super::config::QueueConfig;
 use super::deque::BlockDeque;
+use super::idempotency::Idempotency;
 use super::ids::{MsgLoc, Receipt};
 use super::message::NewMessage;
 
@@ -245,6 +246,8 @@ pub struct QueueState {
     /// No meta record was sent before this instant (a lower bound; exact after a scan),
     /// so retention scans the records only when one can have expired.
     meta_oldest_sent: u64,
+    /// Idempotency keys of recent sends.
+    pub idempotency: Idempotency,
 }
 
 fn stale(what: &str) -> ApiError {
@@ -275,6 +278,7 @@ impl QueueState {
             dedup_order: VecDeque::new(),
             origins: BTreeMap::new(),
             meta_oldest_sent: u64::MAX,
+            idempotency: Idempotency::default(),
         }
     }
 
@@ -324,6 +328,7 @@ impl QueueState {
             self.delayed.first().map(|(t, _)| *t),
             self.in_flight.first().map(|(t, _)| *t),
             self.dedup_order.front().map(|(t, _)| *t),
+            self.idempotency.next_due(),
             self.lanes
                 .iter()
                 .filter_map(|l| l.front_sent_by().map(|t| t + retention))
@@ -475,6 +480,7 @@ impl QueueState {
             self.make_visible(loc);
         }
         self.expire_dedup(now);
+        self.idempotency.expire(now);
         self.expire_retention(now)
     }
 

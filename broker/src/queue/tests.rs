@@ -45,7 +45,7 @@ impl Fixture {
     fn send(&mut self, now: u64, name: &str, msgs: Vec<NewMessage>) -> Vec<MsgLoc> {
         self.index += 1;
         self.queues
-            .send(now, name, self.index, 0, &msgs)
+            .send(now, name, self.index, 0, &msgs, None)
             .expect("queue exists")
             .into_iter()
             .map(|r| match r.expect("accepted") {
@@ -339,12 +339,15 @@ fn fifo_dedup_returns_the_first_id_within_the_window_only() {
     f.index += 1;
     let again = f
         .queues
-        .send(299 * S, "f", f.index, 0, &[m.clone()])
+        .send(299 * S, "f", f.index, 0, &[m.clone()], None)
         .expect("f");
     assert_eq!(again[0], Ok(SendOutcome::Duplicate(first)));
     assert_eq!(f.queues.get("f").expect("f").len(), 1, "nothing stored");
     f.index += 1;
-    let later = f.queues.send(301 * S, "f", f.index, 0, &[m]).expect("f");
+    let later = f
+        .queues
+        .send(301 * S, "f", f.index, 0, &[m], None)
+        .expect("f");
     assert!(matches!(later[0], Ok(SendOutcome::Stored(_))));
     assert_eq!(f.queues.get("f").expect("f").len(), 2);
 }
@@ -363,6 +366,7 @@ fn content_dedup_uses_the_body_hash() {
             f.index,
             0,
             &[in_group("same", "h"), in_group("other", "g")],
+            None,
         )
         .expect("f");
     assert_eq!(out[0], Ok(SendOutcome::Duplicate(a)));
@@ -378,7 +382,7 @@ fn fifo_refuses_a_message_without_group_or_with_its_own_delay() {
     delayed.visible_at_ms = Some(10 * S);
     let out = f
         .queues
-        .send(0, "f", f.index, 0, &[msg("no group"), delayed])
+        .send(0, "f", f.index, 0, &[msg("no group"), delayed], None)
         .expect("f");
     assert_eq!(out[0].clone().unwrap_err().code, ErrorCode::InvalidMessage);
     assert_eq!(out[1].clone().unwrap_err().code, ErrorCode::InvalidMessage);
@@ -398,7 +402,14 @@ fn too_large_messages_are_refused_and_nothing_is_stored() {
     f.index += 1;
     let out = f
         .queues
-        .send(0, "q", f.index, 0, &[msg(&"x".repeat(1025)), msg("ok")])
+        .send(
+            0,
+            "q",
+            f.index,
+            0,
+            &[msg(&"x".repeat(1025)), msg("ok")],
+            None,
+        )
         .expect("q");
     assert_eq!(out[0].clone().unwrap_err().code, ErrorCode::MessageTooLarge);
     assert!(out[1].is_ok());
@@ -575,6 +586,52 @@ fn state_survives_a_snapshot_round_trip() {
     let bytes = postcard::to_allocvec(&f.queues).expect("encode");
     let back: Queues = postcard::from_bytes(&bytes).expect("decode");
     assert_eq!(back, f.queues);
+}
+
+#[test]
+fn a_retried_send_with_its_idempotency_key_answers_the_same_and_stores_nothing() {
+    let mut f = Fixture::new();
+    f.queue(
+        "q",
+        ConfigUpdate {
+            max_message_bytes: Some(1024),
+            ..Default::default()
+        },
+    );
+    let batch = [msg("a"), msg(&"x".repeat(2000)), msg("c")];
+    let key = Some(7u128);
+    f.index += 1;
+    let first = f.queues.send(0, "q", f.index, 0, &batch, key).expect("q");
+    assert!(first[0].is_ok() && first[1].is_err() && first[2].is_ok());
+    f.index += 1;
+    let retry = f
+        .queues
+        .send(1000, "q", f.index, 0, &batch, key)
+        .expect("q");
+    assert_eq!(retry[0], first[0]);
+    assert_eq!(retry[2], first[2]);
+    assert_eq!(
+        retry[1].clone().unwrap_err().code,
+        ErrorCode::MessageTooLarge
+    );
+    assert_eq!(f.queues.get("q").expect("q").len(), 2, "stored once");
+    // Another key, or the same after the window, stores again.
+    f.index += 1;
+    f.queues
+        .send(2000, "q", f.index, 0, &[msg("d")], Some(8))
+        .expect("q");
+    f.index += 1;
+    f.queues
+        .send(
+            super::idempotency::WINDOW_MS + 1,
+            "q",
+            f.index,
+            0,
+            &batch,
+            key,
+        )
+        .expect("q");
+    assert_eq!(f.queues.get("q").expect("q").len(), 5);
 }
 
 #[test]

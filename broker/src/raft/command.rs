@@ -38,10 +38,12 @@ pub enum Command {
     PurgeQueue {
         queue: String,
     },
-    /// The messages are shared so that cached entries clone cheaply.
+    /// The messages are shared so that cached entries clone cheaply. `key`: the send's
+    /// idempotency key, if it has one.
     Send {
         queue: String,
         messages: Arc<[NewMessage]>,
+        key: Option<u128>,
     },
     Receive {
         queue: String,

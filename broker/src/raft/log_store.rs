@@ -6,6 +6,10 @@
 //! this log (see `queue::ids`). So purging (which openraft asks for after a snapshot) only
 //! hides entries from openraft; segments are deleted once no message refers to them
 //! (below the *retention floor* the state machine reports with each snapshot).
+//!
+//! A snapshot installed from another node comes with the entries its messages live in;
+//! they go to an *archive*, a second segmented log beside the first, read when the main
+//! log does not hold an entry. openraft's view of the main log is untouched by it.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt::Debug;
@@ -81,6 +85,8 @@ pub struct LogStore {
 struct Inner {
     dir: PathBuf,
     log: SegmentLog,
+    /// Entries that came with an installed snapshot.
+    archive: SegmentLog,
     state: Mutex<State>,
     read_cache: Mutex<ReadCache>,
 }
@@ -130,7 +136,8 @@ impl LogStore {
         observer: Option<Arc<dyn CommitObserver>>,
     ) -> io::Result<Self> {
         fs::create_dir_all(dir)?;
-        let (log, recovered) = SegmentLog::open(&dir.join("log"), options, observer)?;
+        let (log, recovered) = SegmentLog::open(&dir.join("log"), options.clone(), observer)?;
+        let (archive, _) = SegmentLog::open(&dir.join("archive"), options, None)?;
         let vote = match fs::read(dir.join("vote")) {
             Ok(bytes) => Some(postcard::from_bytes(&bytes).map_err(|e| decode_err("vote", e))?),
             Err(e) if e.kind() == io::ErrorKind::NotFound => None,
@@ -166,6 +173,7 @@ impl LogStore {
             inner: Arc::new(Inner {
                 dir: dir.to_path_buf(),
                 log,
+                archive,
                 state: Mutex::new(State {
                     vote,
                     committed,
@@ -195,7 +203,7 @@ impl LogStore {
         if let Some(entry) = lock(&self.inner.read_cache).entries.get(&index) {
             return Ok(Some(entry.clone()));
         }
-        let Some(bytes) = self.inner.log.read(index)? else {
+        let Some(bytes) = self.raw_entry(index)? else {
             return Ok(None);
         };
         let entry: Arc<Entry> =
@@ -239,7 +247,35 @@ impl LogStore {
             state.retain_floor = index;
             state.last_purged.map(|p| p.index + 1).unwrap_or(0)
         };
+        self.inner.archive.delete_before(index)?;
         self.inner.log.delete_before(index.min(purged_next))
+    }
+
+    /// An entry's encoded bytes, from the log or the archive, purged or not.
+    pub fn raw_entry(&self, index: u64) -> io::Result<Option<Vec<u8>>> {
+        match self.inner.log.read(index)? {
+            Some(bytes) => Ok(Some(bytes)),
+            None => self.inner.archive.read(index),
+        }
+    }
+
+    /// Replaces the archive with the entries of a snapshot from another node.
+    pub fn install_archive(&self, entries: &[Vec<u8>]) -> io::Result<()> {
+        let Some(first) = entries.first() else {
+            return Ok(());
+        };
+        let first: Entry =
+            postcard::from_bytes(first).map_err(|e| decode_err("snapshot entry", e))?;
+        self.inner.archive.reset(first.log_id.index)?;
+        let records = entries
+            .iter()
+            .enumerate()
+            .map(|(i, bytes)| Record::new(KIND_ENTRY, first.log_id.index + i as u64, bytes))
+            .collect();
+        self.inner.archive.append(records, None)?;
+        self.inner.archive.sync()?;
+        lock(&self.inner.read_cache).entries.clear();
+        Ok(())
     }
 
     /// Bytes of log on disk.
@@ -250,6 +286,7 @@ impl LogStore {
     /// Stops the writer after syncing what it has.
     pub fn close(&self) {
         self.inner.log.close();
+        self.inner.archive.close();
     }
 
     fn read_range<RB: RangeBounds<u64>>(&self, range: RB) -> io::Result<Vec<Entry>> {

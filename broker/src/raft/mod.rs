@@ -12,7 +12,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use openraft::{BasicNode, Config, SnapshotPolicy};
+use openraft::errors::{ClientWriteError, RaftError};
+use openraft::{BasicNode, ChangeMembers, Config, SnapshotPolicy};
+use sluice_client::{GroupStatus, Member, MemberRole};
 
 use crate::store::log::{CommitObserver, LogOptions};
 use command::{Command, Request, Response, Responses};
@@ -58,6 +60,31 @@ pub enum GroupError {
     Raft(String),
 }
 
+/// Why a membership change was not made.
+#[derive(Debug, thiserror::Error)]
+pub enum MembershipError {
+    #[error("not the leader")]
+    NotLeader,
+    #[error("node {0} is not a member")]
+    NotAMember(NodeId),
+    #[error("node {0} is the last voter; a cluster needs one")]
+    LastVoter(NodeId),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("raft stopped: {0}")]
+    Stopped(String),
+}
+
+impl From<RaftError<TypeConfig, ClientWriteError<TypeConfig>>> for MembershipError {
+    fn from(e: RaftError<TypeConfig, ClientWriteError<TypeConfig>>) -> Self {
+        match e {
+            RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => MembershipError::NotLeader,
+            RaftError::APIError(e) => MembershipError::Conflict(e.to_string()),
+            RaftError::Fatal(e) => MembershipError::Stopped(e.to_string()),
+        }
+    }
+}
+
 /// Why a command was not applied.
 #[derive(Debug, thiserror::Error)]
 pub enum ProposeError {
@@ -80,12 +107,19 @@ pub struct GroupOptions {
     pub dir: PathBuf,
     /// The address peers dial for this node's Raft traffic.
     pub advertise_peer: String,
+    /// The cluster's first members (id, peer address), the same on every node; `None`
+    /// makes a cluster of this node alone. A node not in the list waits to be added.
+    pub initial_members: Option<Vec<(NodeId, String)>>,
+    /// Log entries between snapshots.
+    pub snapshot_logs: u64,
+    /// Test only: answer sends once they have a log position (see the broker flag).
+    pub unsafe_ack_before_commit: bool,
     pub log: LogOptions,
 }
 
 /// Timing of every group: heartbeats well apart from elections, so a busy machine does
 /// not see false failures, and elections fast enough to fail over within seconds.
-fn raft_config() -> Result<Arc<Config>, GroupError> {
+fn raft_config(snapshot_logs: u64) -> Result<Arc<Config>, GroupError> {
     let config = Config {
         cluster_name: "sluice".into(),
         heartbeat_interval: 150,
@@ -93,7 +127,7 @@ fn raft_config() -> Result<Arc<Config>, GroupError> {
         election_timeout_max: 1500,
         install_snapshot_timeout: 30_000,
         // A snapshot encodes every queue's state while apply waits: keep them rare.
-        snapshot_policy: SnapshotPolicy::LogsSinceLast(50_000),
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(snapshot_logs.max(1)),
         max_in_snapshot_log_to_keep: 1_000,
         purge_batch_size: 256,
         max_payload_entries: 512,
@@ -120,14 +154,15 @@ impl Group {
     /// cluster of this one node.
     pub async fn open(
         options: GroupOptions,
+        http: reqwest::Client,
         observer: Option<Arc<dyn CommitObserver>>,
     ) -> Result<Self, GroupError> {
         let log = LogStore::open(&options.dir, options.log.clone(), observer)?;
         let state = StateMachine::new(&options.dir.join("snapshots"), log.clone())?;
         let raft = Raft::new(
             options.node_id,
-            raft_config()?,
-            PeerNetwork,
+            raft_config(options.snapshot_logs)?,
+            PeerNetwork::new(http, options.group_id, log.clone()),
             log.clone(),
             state.clone(),
         )
@@ -138,20 +173,36 @@ impl Group {
             .await
             .map_err(|e| GroupError::Raft(e.to_string()))?;
         if !initialized {
-            let members = BTreeMap::from([(
-                options.node_id,
-                BasicNode {
-                    addr: options.advertise_peer.clone(),
-                },
-            )]);
-            raft.initialize(members)
-                .await
-                .map_err(|e| GroupError::Raft(e.to_string()))?;
+            // Every first member initialises with the same list; Raft elects one leader.
+            let members: Option<BTreeMap<NodeId, BasicNode>> = match &options.initial_members {
+                None => Some(BTreeMap::from([(
+                    options.node_id,
+                    BasicNode {
+                        addr: options.advertise_peer.clone(),
+                    },
+                )])),
+                Some(list) if list.iter().any(|(id, _)| *id == options.node_id) => Some(
+                    list.iter()
+                        .map(|(id, addr)| (*id, BasicNode { addr: addr.clone() }))
+                        .collect(),
+                ),
+                Some(_) => None,
+            };
+            match members {
+                Some(members) => raft
+                    .initialize(members)
+                    .await
+                    .map_err(|e| GroupError::Raft(e.to_string()))?,
+                None => tracing::info!(
+                    node = options.node_id,
+                    "not among the initial members: waiting to be added to the cluster"
+                ),
+            }
         }
         Ok(Self {
             id: options.group_id,
             node_id: options.node_id,
-            proposer: Proposer::start(raft.clone()),
+            proposer: Proposer::start(raft.clone(), options.unsafe_ack_before_commit),
             raft,
             state,
             log,
@@ -179,6 +230,140 @@ impl Group {
         m.current_leader.is_some()
             && m.running_state.is_ok()
             && m.last_applied.map(|l| l.index) >= m.local_committed.map(|l| l.index)
+    }
+
+    /// The leader's id and peer address, when known.
+    pub fn leader(&self) -> Option<(NodeId, String)> {
+        use openraft::async_runtime::WatchReceiver;
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow_watched();
+        let id = m.current_leader?;
+        let addr = m
+            .membership_config
+            .membership()
+            .get_node(&id)
+            .map(|n| n.addr.clone())?;
+        Some((id, addr))
+    }
+
+    /// The group as this node sees it, and its members (lag is known on the leader only).
+    pub fn status(&self) -> (GroupStatus, Vec<Member>) {
+        use openraft::async_runtime::WatchReceiver;
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow_watched();
+        let membership = m.membership_config.membership();
+        let voters: Vec<NodeId> = membership.voter_ids().collect();
+        let learners: Vec<NodeId> = membership.learner_ids().collect();
+        let last = m.last_log_index;
+        let members = membership
+            .nodes()
+            .map(|(id, node)| Member {
+                id: *id,
+                peer_address: node.addr.clone(),
+                role: if voters.contains(id) {
+                    MemberRole::Voter
+                } else {
+                    MemberRole::Learner
+                },
+                leader: m.current_leader == Some(*id),
+                // Entries the leader holds that this member does not (yet).
+                lag: match &m.replication {
+                    Some(progress) => progress.get(id).map(|matched| {
+                        let held = matched.map(|l| l.index + 1).unwrap_or(0);
+                        last.map(|l| l + 1).unwrap_or(0).saturating_sub(held)
+                    }),
+                    None if *id == self.node_id => Some(0),
+                    None => None,
+                },
+            })
+            .collect();
+        let status = GroupStatus {
+            id: self.id,
+            leader: m.current_leader,
+            term: m.current_term,
+            voters,
+            learners,
+            last_index: last,
+            committed: m.local_committed.map(|l| l.index),
+            applied: m.last_applied.map(|l| l.index),
+        };
+        (status, members)
+    }
+
+    /// Adds a node as a learner, waits until it has caught up, then makes it a voter.
+    pub async fn add_member(
+        &self,
+        id: NodeId,
+        peer_address: String,
+    ) -> Result<(), MembershipError> {
+        self.raft
+            .add_learner(id, BasicNode { addr: peer_address }, true)
+            .await
+            .map_err(MembershipError::from)?;
+        self.raft
+            .change_membership(ChangeMembers::AddVoterIds([id].into()), false)
+            .await
+            .map_err(MembershipError::from)?;
+        Ok(())
+    }
+
+    /// Removes a node: first as a voter, then from the group entirely.
+    pub async fn remove_member(&self, id: NodeId) -> Result<(), MembershipError> {
+        let (status, _) = self.status();
+        if !status.voters.contains(&id) && !status.learners.contains(&id) {
+            return Err(MembershipError::NotAMember(id));
+        }
+        if status.voters.contains(&id) {
+            if status.voters.len() == 1 {
+                return Err(MembershipError::LastVoter(id));
+            }
+            self.raft
+                .change_membership(ChangeMembers::RemoveVoters([id].into()), true)
+                .await
+                .map_err(MembershipError::from)?;
+        }
+        self.raft
+            .change_membership(ChangeMembers::RemoveNodes([id].into()), false)
+            .await
+            .map_err(MembershipError::from)?;
+        Ok(())
+    }
+
+    /// If this node leads the group, hands leadership to the most caught-up other voter
+    /// and waits (at most `timeout`) until it has moved. True when this node no longer
+    /// leads.
+    pub async fn hand_off_leadership(&self, timeout: Duration) -> bool {
+        use openraft::async_runtime::WatchReceiver;
+        let target = {
+            let metrics = self.raft.metrics();
+            let m = metrics.borrow_watched();
+            if m.current_leader != Some(self.node_id) {
+                return true;
+            }
+            let voters: Vec<NodeId> = m.membership_config.membership().voter_ids().collect();
+            m.replication.as_ref().and_then(|progress| {
+                progress
+                    .iter()
+                    .filter(|(id, _)| **id != self.node_id && voters.contains(id))
+                    .max_by_key(|(_, matched)| matched.map(|l| l.index))
+                    .map(|(id, _)| *id)
+            })
+        };
+        let Some(target) = target else {
+            return false;
+        };
+        if self.raft.trigger().transfer_leader(target).await.is_err() {
+            return false;
+        }
+        let me = self.node_id;
+        self.raft
+            .wait(Some(timeout))
+            .metrics(
+                |m| m.current_leader.is_some() && m.current_leader != Some(me),
+                "leadership moved",
+            )
+            .await
+            .is_ok()
     }
 
     /// Waits until the group has a leader, for at most `timeout`.

@@ -9,7 +9,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::command::{Command, Request, Response};
 use super::{ProposeError, Raft, now_ms};
+use crate::queue::ids::MsgLoc;
 use crate::queue::ids::SLOTS_PER_ENTRY;
+use crate::queue::state::SendOutcome;
 
 /// Commands in one entry at most.
 const MAX_COMMANDS: usize = 1024;
@@ -30,10 +32,11 @@ pub struct Proposer {
 }
 
 impl Proposer {
-    /// Starts the batching task of `raft`.
-    pub fn start(raft: Raft) -> Self {
+    /// Starts the batching task of `raft`. `unsafe_early_sends` answers sends as soon as
+    /// they have a place in the log, before commit: only for testing the test checker.
+    pub fn start(raft: Raft, unsafe_early_sends: bool) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(raft, rx));
+        tokio::spawn(run(raft, rx, unsafe_early_sends));
         Self { tx }
     }
 
@@ -50,7 +53,7 @@ impl Proposer {
     }
 }
 
-async fn run(raft: Raft, mut rx: mpsc::Receiver<Pending>) {
+async fn run(raft: Raft, mut rx: mpsc::Receiver<Pending>, unsafe_early_sends: bool) {
     let mut carry: Option<Pending> = None;
     loop {
         let first = match carry.take() {
@@ -74,18 +77,52 @@ async fn run(raft: Raft, mut rx: mpsc::Receiver<Pending>) {
             bytes += b;
             batch.push(next);
         }
-        let (commands, replies): (Vec<Command>, Vec<_>) =
-            batch.into_iter().map(|p| (p.command, p.reply)).unzip();
+        let (commands, replies): (Vec<Command>, Vec<_>) = batch
+            .into_iter()
+            .map(|p| (p.command, Some(p.reply)))
+            .unzip();
+        let mut replies = replies;
+        let early_sends: Vec<(usize, usize, usize)> = if unsafe_early_sends {
+            let mut slot = 0;
+            let mut out = Vec::new();
+            for (i, command) in commands.iter().enumerate() {
+                if let Command::Send { messages, .. } = command {
+                    out.push((i, slot, messages.len()));
+                }
+                slot += command.slots();
+            }
+            out
+        } else {
+            Vec::new()
+        };
         let request = Request {
             time_ms: now_ms(),
             commands,
         };
-        let (responder, done) = ProgressResponder::complete_only();
+        let (responder, log_id, done) = ProgressResponder::new();
+        if !early_sends.is_empty() {
+            // UNSAFE: answer the sends with their future ids now, before commit.
+            let early: Vec<_> = early_sends
+                .into_iter()
+                .filter_map(|(i, first, n)| replies[i].take().map(|r| (r, first, n)))
+                .collect();
+            tokio::spawn(async move {
+                if let Ok(log_id) = log_id.await {
+                    let log_id: super::LogId = log_id;
+                    for (reply, first, n) in early {
+                        let outcomes = (0..n)
+                            .map(|k| Ok(SendOutcome::Stored(MsgLoc::new(log_id.index, first + k))))
+                            .collect();
+                        let _ = reply.send(Ok(Response::Sent(outcomes)));
+                    }
+                }
+            });
+        }
         // Submitted in arrival order; the answer is awaited apart, so the next entry can
         // be proposed meanwhile.
         if let Err(fatal) = raft.client_write_ff(request, Some(responder)).await {
             let e = fatal.to_string();
-            for reply in replies {
+            for reply in replies.into_iter().flatten() {
                 let _ = reply.send(Err(ProposeError::Stopped(e.clone())));
             }
             continue;
@@ -98,16 +135,18 @@ async fn run(raft: Raft, mut rx: mpsc::Receiver<Pending>) {
                         let answer = answers.next().ok_or_else(|| {
                             ProposeError::Stopped("the state machine gave no answer".into())
                         });
-                        let _ = reply.send(answer);
+                        if let Some(reply) = reply {
+                            let _ = reply.send(answer);
+                        }
                     }
                 }
                 Ok(Err(e)) => {
-                    for reply in replies {
+                    for reply in replies.into_iter().flatten() {
                         let _ = reply.send(Err(write_error(&e)));
                     }
                 }
                 Err(_) => {
-                    for reply in replies {
+                    for reply in replies.into_iter().flatten() {
                         let _ = reply.send(Err(ProposeError::Stopped(
                             "raft dropped the proposal".into(),
                         )));

@@ -9,10 +9,10 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::{self, Cursor};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures::TryStreamExt;
 use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
@@ -26,12 +26,23 @@ use super::log_store::LogStore;
 use super::{Entry, LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig};
 use crate::queue::Queues;
 
-/// A snapshot as openraft passes it around: the encoded state.
-pub type SnapshotData = Cursor<Vec<u8>>;
+/// A snapshot as openraft passes it around: the encoded state and, when it comes from
+/// another node, the log entries (postcard-encoded, oldest first, from the snapshot's
+/// floor to its last entry) that its messages live in.
+#[derive(Default)]
+pub struct SnapshotData {
+    pub state: Vec<u8>,
+    pub entries: Vec<Vec<u8>>,
+}
 
-/// Policy snapshots closer together than this are put off: their cost grows with the
-/// state, their benefit (a shorter log to replay) does not.
-const MIN_SNAPSHOT_INTERVAL: Duration = Duration::from_secs(10);
+impl std::fmt::Debug for SnapshotData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SnapshotData")
+            .field("state_bytes", &self.state.len())
+            .field("entries", &self.entries.len())
+            .finish()
+    }
+}
 
 /// What the state machine holds.
 #[derive(Debug, Default)]
@@ -52,6 +63,8 @@ struct SnapshotBody {
 
 #[derive(Serialize, Deserialize)]
 struct SnapshotHeader {
+    /// The oldest log index the state's messages live in.
+    floor: u64,
     last_log_id: Option<LogId>,
     membership: StoredMembership,
 }
@@ -158,6 +171,7 @@ impl StateMachine {
             last_membership: state.membership.clone(),
         };
         let header = postcard::to_allocvec(&SnapshotHeader {
+            floor: Self::retain_floor(state),
             last_log_id: state.last_applied,
             membership: state.membership.clone(),
         })
@@ -176,6 +190,11 @@ impl StateMachine {
         let crc = crc32c::crc32c(&data);
         data.extend_from_slice(&crc.to_le_bytes());
         Ok((meta, data))
+    }
+
+    /// The oldest log index an encoded snapshot's messages live in.
+    pub fn snapshot_floor(data: &[u8]) -> io::Result<u64> {
+        Self::decode_header(data).map(|(header, _)| header.floor)
     }
 
     /// Checks a snapshot's checksum and reads its header; returns where the body starts.
@@ -253,8 +272,12 @@ fn execute(
             .map(|created| Response::QueuePut { created }),
         Command::DeleteQueue { queue } => queues.delete(queue).map(|_| Response::Done),
         Command::PurgeQueue { queue } => queues.purge(queue).map(Response::Purged),
-        Command::Send { queue, messages } => queues
-            .send(now, queue, index, first_slot, messages)
+        Command::Send {
+            queue,
+            messages,
+            key,
+        } => queues
+            .send(now, queue, index, first_slot, messages, *key)
             .map(Response::Sent),
         Command::Receive {
             queue,
@@ -356,10 +379,13 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
 
     async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
         let data = std::mem::take(&mut self.data);
-        let data = self.sm.persist(&self.meta, data, self.floor).await?;
+        let state = self.sm.persist(&self.meta, data, self.floor).await?;
         Ok(Snapshot {
             meta: self.meta.clone(),
-            snapshot: Cursor::new(data),
+            snapshot: SnapshotData {
+                state,
+                entries: Vec::new(),
+            },
         })
     }
 }
@@ -418,16 +444,6 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         Ok(())
     }
 
-    async fn try_create_snapshot_builder(&mut self, force: bool) -> Option<SnapshotBuilder> {
-        if !force
-            && let Some((_, at)) = lock(&self.inner.last_snapshot).as_ref()
-            && at.elapsed() < MIN_SNAPSHOT_INTERVAL
-        {
-            return None;
-        }
-        Some(self.get_snapshot_builder().await)
-    }
-
     async fn get_snapshot_builder(&mut self) -> SnapshotBuilder {
         let started = Instant::now();
         let state = self.read();
@@ -463,7 +479,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         meta: &SnapshotMeta,
         snapshot: SnapshotData,
     ) -> Result<(), io::Error> {
-        let data = snapshot.into_inner();
+        let SnapshotData {
+            state: data,
+            entries,
+        } = snapshot;
         let (header, body) = Self::decode(&data)?;
         if header.last_log_id != meta.last_log_id {
             return Err(io::Error::new(
@@ -473,6 +492,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     header.last_log_id, meta.last_log_id
                 ),
             ));
+        }
+        // A snapshot from another node brings the entries its messages live in; they are
+        // kept beside the log, which openraft restarts after the snapshot.
+        if !entries.is_empty() {
+            self.inner.log.install_archive(&entries)?;
         }
         let floor = {
             let mut state = self.write();
@@ -514,7 +538,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 last_log_id: header.last_log_id,
                 last_membership: header.membership,
             },
-            snapshot: Cursor::new(data),
+            snapshot: SnapshotData {
+                state: data,
+                entries: Vec::new(),
+            },
         }))
     }
 }

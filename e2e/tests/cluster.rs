@@ -1,0 +1,151 @@
+//! A cluster of three real broker processes on loopback: it forms from
+//! `--initial-members`, any node serves any request, `/v1/cluster` tells members, roles,
+//! leader and lag, and members can be added, drained and removed.
+
+use std::time::Duration;
+
+use sluice_client::{MemberRole, QueueAttributesUpdate, ReceiveRequest, SendMessage};
+use sluice_e2e::{Cluster, test_dir};
+
+fn receive(max: u32) -> ReceiveRequest {
+    ReceiveRequest {
+        max: Some(max),
+        wait_seconds: Some(1),
+        visibility_seconds: Some(60),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_form_a_cluster_and_any_node_serves_any_request() {
+    let dir = test_dir("cluster-basic").expect("dir");
+    let cluster = Cluster::start(dir.path(), 3).await.expect("cluster");
+    let leader = cluster
+        .leader(Duration::from_secs(10))
+        .await
+        .expect("leader");
+    let follower = (1..=3).find(|id| *id != leader).expect("a follower");
+
+    // Created through a follower, sent through another node, received through a third.
+    cluster
+        .client(follower)
+        .put_queue("orders", &QueueAttributesUpdate::default())
+        .await
+        .expect("create via a follower");
+    let sent = cluster
+        .client(leader)
+        .send("orders", &SendMessage::text("hello cluster"))
+        .await
+        .expect("send");
+    let third = (1..=3)
+        .find(|id| *id != leader && *id != follower)
+        .expect("third");
+    let got = cluster
+        .client(third)
+        .receive("orders", &receive(1))
+        .await
+        .expect("receive");
+    assert_eq!(got[0].id, sent.id);
+    assert_eq!(got[0].body.as_deref(), Some("hello cluster"));
+
+    let status = cluster
+        .client(follower)
+        .cluster()
+        .await
+        .expect("cluster status");
+    assert_eq!(status.members.len(), 3);
+    assert!(status.members.iter().all(|m| m.role == MemberRole::Voter));
+    assert_eq!(
+        status.members.iter().filter(|m| m.leader).count(),
+        1,
+        "{status:?}"
+    );
+    let group = &status.groups[0];
+    assert_eq!(group.leader, Some(leader));
+    assert_eq!(group.voters.len(), 3);
+    assert!(
+        status.members.iter().all(|m| m.lag.is_some()),
+        "the leader knows every member's lag: {status:?}"
+    );
+    for id in 1..=3 {
+        assert!(cluster.client(id).ready().await.expect("readyz"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_joins_from_a_snapshot_and_serves_old_messages_after_the_others_leave() {
+    let dir = test_dir("cluster-join").expect("dir");
+    // Snapshots every 50 entries, so the log a new node needs is long purged.
+    let flags = ["--snapshot-logs", "50"];
+    let mut cluster = Cluster::start_with(dir.path(), 3, &flags)
+        .await
+        .expect("cluster");
+    let c = cluster.client(1);
+    c.put_queue("q", &QueueAttributesUpdate::default())
+        .await
+        .expect("create");
+    let mut ids = Vec::new();
+    for i in 0..300 {
+        let sent = c
+            .send("q", &SendMessage::text(format!("message {i}")))
+            .await
+            .expect("send");
+        ids.push(sent.id);
+    }
+
+    let new = cluster.launch_joiner(&flags).expect("launch node 4");
+    let status = c
+        .add_member(new, &cluster.peer_address(new))
+        .await
+        .expect("add node 4");
+    let added = status.members.iter().find(|m| m.id == new).expect("listed");
+    assert_eq!(added.role, MemberRole::Voter, "promoted once caught up");
+    cluster
+        .node_mut(new)
+        .wait_ready(Duration::from_secs(20))
+        .await
+        .expect("node 4 ready");
+
+    // Leave node 4 leading alone among the first members' departures: drain and remove
+    // the three others one by one.
+    for old in 1..=3 {
+        let leader = cluster
+            .leader(Duration::from_secs(10))
+            .await
+            .expect("leader");
+        let via = if leader == old { new } else { leader };
+        cluster.client(via).drain_member(old).await.expect("drain");
+        let status = cluster
+            .client(new)
+            .remove_member(old)
+            .await
+            .expect("remove");
+        assert!(status.members.iter().all(|m| m.id != old), "{status:?}");
+        cluster
+            .node_mut(old)
+            .kill9()
+            .expect("stop the removed node");
+    }
+    let status = cluster.client(new).cluster().await.expect("status");
+    assert_eq!(status.groups[0].leader, Some(new));
+    assert_eq!(status.members.len(), 1);
+
+    // Every message, sent before node 4 existed, is there with its body.
+    let mut seen = 0;
+    while seen < ids.len() {
+        let got = cluster
+            .client(new)
+            .receive("q", &receive(32))
+            .await
+            .expect("receive");
+        assert!(
+            !got.is_empty(),
+            "only {seen} of {} messages came back",
+            ids.len()
+        );
+        for m in got {
+            let n: usize = ids.iter().position(|id| *id == m.id).expect("a sent id");
+            assert_eq!(m.body.as_deref(), Some(format!("message {n}").as_str()));
+            seen += 1;
+        }
+    }
+}
