@@ -19,6 +19,9 @@ const MAX_COMMANDS: usize = 1024;
 const MAX_BYTES: usize = 8 << 20;
 /// Commands waiting to be proposed at most; senders wait beyond it.
 const QUEUE: usize = 16 * 1024;
+/// How long a proposal may take to commit before its caller is told the outcome is
+/// unknown.
+const PROPOSAL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 struct Pending {
     command: Command,
@@ -40,16 +43,23 @@ impl Proposer {
         Self { tx }
     }
 
-    /// Proposes a command and waits for the state machine's answer.
+    /// Proposes a command and waits for the state machine's answer, for at most
+    /// `PROPOSAL_TIMEOUT` (a leader cut off from its followers cannot commit; the client
+    /// is better told so than left waiting).
     pub async fn propose(&self, command: Command) -> Result<Response, ProposeError> {
         let (reply, answer) = oneshot::channel();
         self.tx
             .send(Pending { command, reply })
             .await
             .map_err(|_| ProposeError::Stopped("the proposer has stopped".into()))?;
-        answer
-            .await
-            .map_err(|_| ProposeError::Stopped("the proposal was dropped".into()))?
+        match tokio::time::timeout(PROPOSAL_TIMEOUT, answer).await {
+            Ok(answer) => {
+                answer.map_err(|_| ProposeError::Stopped("the proposal was dropped".into()))?
+            }
+            Err(_) => Err(ProposeError::Unknown(format!(
+                "not committed within {PROPOSAL_TIMEOUT:?}"
+            ))),
+        }
     }
 }
 
