@@ -33,6 +33,10 @@ pub enum Workload {
     Send,
     /// Send a batch, receive it, acknowledge it.
     Cycle,
+    /// Create `--queues` queues, then measure what the brokers cost doing nothing.
+    Idle,
+    /// Three nodes: SIGKILL the leader `--kills` times and time until a send succeeds.
+    Failover,
 }
 
 /// One run's parameters.
@@ -171,11 +175,12 @@ fn body(size: usize, worker: usize, n: u64) -> String {
     s
 }
 
-/// Runs a workload against a Sluice broker at `client`; `server_pid` for CPU and RSS.
+/// Runs a workload against Sluice at `client`; `server_pids`, the broker processes, for
+/// CPU (summed) and peak RSS (the largest).
 pub async fn run_sluice(
     config: &RunConfig,
     client: &Client,
-    server_pid: Option<u32>,
+    server_pids: &[u32],
 ) -> Result<RunResult> {
     let queue = format!(
         "bench-{:?}-{}",
@@ -223,7 +228,9 @@ pub async fn run_sluice(
                     }
                 };
                 match config.workload {
-                    Workload::Send => tally.record(started, sent).await,
+                    Workload::Send | Workload::Idle | Workload::Failover => {
+                        tally.record(started, sent).await
+                    }
                     Workload::Cycle => {
                         let mut acked = 0u64;
                         let mut want = sent;
@@ -257,8 +264,8 @@ pub async fn run_sluice(
         }));
     }
     let (elapsed, server_cpu, client_cpu) =
-        measure(config, &tally, &stop, server_pid, workers).await?;
-    finish(config, &tally, elapsed, server_cpu, client_cpu, server_pid).await
+        measure(config, &tally, &stop, server_pids, workers).await?;
+    finish(config, &tally, elapsed, server_cpu, client_cpu, server_pids).await
 }
 
 /// Lets the workers run for the configured time, with a progress bar; returns the run's
@@ -267,10 +274,16 @@ async fn measure(
     config: &RunConfig,
     tally: &Tally,
     stop: &AtomicBool,
-    server_pid: Option<u32>,
+    server_pids: &[u32],
     workers: Vec<tokio::task::JoinHandle<()>>,
 ) -> Result<(Duration, Option<Duration>, Duration)> {
-    let server_before = server_pid.and_then(|p| cpu_time(Some(p)));
+    let servers_cpu = || -> Option<Duration> {
+        if server_pids.is_empty() {
+            return None;
+        }
+        server_pids.iter().map(|p| cpu_time(Some(*p))).sum()
+    };
+    let server_before = servers_cpu();
     let client_before = cpu_time(None).unwrap_or_default();
     let started = Instant::now();
     let bar = if config.progress {
@@ -296,7 +309,7 @@ async fn measure(
     }
     stop.store(true, Ordering::Relaxed);
     let elapsed = started.elapsed();
-    let server_after = server_pid.and_then(|p| cpu_time(Some(p)));
+    let server_after = servers_cpu();
     let client_after = cpu_time(None).unwrap_or_default();
     if let Some(bar) = bar {
         bar.finish_and_clear();
@@ -320,7 +333,7 @@ async fn finish(
     elapsed: Duration,
     server_cpu: Option<Duration>,
     client_cpu: Duration,
-    server_pid: Option<u32>,
+    server_pids: &[u32],
 ) -> Result<RunResult> {
     let messages = tally.messages.load(Ordering::Relaxed);
     let errors = tally.errors.load(Ordering::Relaxed);
@@ -343,7 +356,10 @@ async fn finish(
         p999_ms: ms(0.999),
         server_cores: server_cpu.map(|c| c.as_secs_f64() / secs),
         client_cores: client_cpu.as_secs_f64() / secs,
-        server_peak_rss_mib: server_pid.and_then(peak_rss_mib),
+        server_peak_rss_mib: server_pids
+            .iter()
+            .filter_map(|p| peak_rss_mib(*p))
+            .reduce(f64::max),
         offered_rate: config.rate,
         messages,
         seconds: secs,
@@ -410,16 +426,13 @@ pub async fn run_disk(config: &RunConfig, dir: &Path) -> Result<RunResult> {
                     tally.errors.fetch_add(1, Ordering::Relaxed);
                     return;
                 }
-                let n_msgs = match config.workload {
-                    Workload::Send | Workload::Cycle => config.batch as u64,
-                };
-                tally.record(started, n_msgs).await;
+                tally.record(started, config.batch as u64).await;
             }
         }));
     }
     drop(tx);
-    let (elapsed, _, client_cpu) = measure(config, &tally, &stop, None, workers).await?;
-    let result = finish(config, &tally, elapsed, None, client_cpu, None).await;
+    let (elapsed, _, client_cpu) = measure(config, &tally, &stop, &[], workers).await?;
+    let result = finish(config, &tally, elapsed, None, client_cpu, &[]).await;
     writer
         .join()
         .map_err(|_| anyhow::anyhow!("disk writer panicked"))??;
@@ -452,3 +465,67 @@ pub fn table_row(r: &RunResult) -> String {
 }
 
 pub const TABLE_HEADER: &str = "| system | replicas | workload | size | batch | concurrency | msg/s | p50 ms | p99 ms | p999 ms | server cores | client cores | server peak RSS MiB |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|";
+
+/// What idle queues cost.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IdleResult {
+    pub replicas: u32,
+    pub queues: usize,
+    /// Seconds to create them all.
+    pub create_seconds: f64,
+    /// CPU of all broker processes together while idle, in cores.
+    pub idle_server_cores: f64,
+    pub idle_seconds: f64,
+    /// Resident memory of each broker after the idle period, MiB.
+    pub server_rss_mib: Vec<f64>,
+}
+
+/// Creates `queues` queues (concurrently), then measures the brokers while nothing
+/// happens.
+pub async fn run_idle(
+    config: &RunConfig,
+    client: &Client,
+    server_pids: &[u32],
+    queues: usize,
+) -> Result<IdleResult> {
+    let started = Instant::now();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut creators = Vec::new();
+    for _ in 0..config.concurrency {
+        let client = client.clone();
+        let next = next.clone();
+        creators.push(tokio::spawn(async move {
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= queues {
+                    return Ok::<_, anyhow::Error>(());
+                }
+                client
+                    .put_queue(&format!("idle-{n:06}"), &QueueAttributesUpdate::default())
+                    .await
+                    .with_context(|| format!("creating queue {n}"))?;
+            }
+        }));
+    }
+    for c in creators {
+        c.await.context("creator panicked")??;
+    }
+    let create_seconds = started.elapsed().as_secs_f64();
+    // Let snapshots and compaction after the burst of creations finish first.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let cpu = || -> Duration { server_pids.iter().filter_map(|p| cpu_time(Some(*p))).sum() };
+    let before = cpu();
+    let idle_started = Instant::now();
+    tokio::time::sleep(config.duration).await;
+    let idle = idle_started.elapsed();
+    let used = cpu().saturating_sub(before);
+    Ok(IdleResult {
+        replicas: config.replicas,
+        queues,
+        create_seconds,
+        idle_server_cores: used.as_secs_f64() / idle.as_secs_f64(),
+        idle_seconds: idle.as_secs_f64(),
+        server_rss_mib: server_pids.iter().filter_map(|p| rss_mib(*p)).collect(),
+    })
+}

@@ -26,8 +26,6 @@ pub const IN_FLIGHT_LIMIT_FIFO: usize = 20_000;
 /// How far a peek or count looks past the materialised state for lapsed deadlines.
 const VIRTUAL_SCAN: usize = 1_024;
 
-const PRIORITIES: usize = limits::PRIORITY_LOWEST as usize;
-
 /// The never-delivered, visible messages of one priority of a standard queue, in send
 /// order: 8 bytes each. Send times are kept to the second, as checkpoints `(first place,
 /// time)`: every message from a checkpoint's place to the next one's was sent within a
@@ -226,7 +224,8 @@ pub struct QueueState {
     pub name: String,
     pub config: QueueConfig,
     pub created_ms: u64,
-    /// Standard queues: never-delivered visible messages, one lane per priority.
+    /// Standard queues: never-delivered visible messages, one lane per priority (index 0
+    /// is priority 1), as far as the lowest priority used.
     lanes: Vec<Lane>,
     lane_len: u64,
     meta: HashMap<MsgLoc, Meta>,
@@ -266,7 +265,7 @@ impl QueueState {
             name,
             config,
             created_ms: now,
-            lanes: vec![Lane::default(); PRIORITIES],
+            lanes: Vec::new(),
             lane_len: 0,
             meta: HashMap::new(),
             delayed: BTreeSet::new(),
@@ -415,7 +414,12 @@ impl QueueState {
             );
             self.delayed.insert((visible_at, loc));
         } else {
-            self.lanes[msg.priority as usize - 1].push(loc, now);
+            let p = msg.priority as usize - 1;
+            if self.lanes.len() <= p {
+                // Lanes exist up to the lowest priority used: most queues use one.
+                self.lanes.resize_with(p + 1, Lane::default);
+            }
+            self.lanes[p].push(loc, now);
             self.lane_len += 1;
         }
         SendOutcome::Stored(loc)

@@ -122,15 +122,16 @@ pub struct GroupOptions {
 fn raft_config(snapshot_logs: u64) -> Result<Arc<Config>, GroupError> {
     let config = Config {
         cluster_name: "sluice".into(),
-        heartbeat_interval: 150,
-        election_timeout_min: 750,
-        election_timeout_max: 1500,
+        heartbeat_interval: 100,
+        election_timeout_min: 500,
+        election_timeout_max: 1000,
         install_snapshot_timeout: 30_000,
         // A snapshot encodes every queue's state while apply waits: keep them rare.
         snapshot_policy: SnapshotPolicy::LogsSinceLast(snapshot_logs.max(1)),
         max_in_snapshot_log_to_keep: 1_000,
         purge_batch_size: 256,
-        max_payload_entries: 512,
+        // Entries per replication RPC: each may carry many requests' commands.
+        max_payload_entries: 64,
         ..Default::default()
     };
     config

@@ -21,6 +21,9 @@ use super::log_store::LogStore;
 use super::state_machine::{SnapshotData, StateMachine};
 use super::{NodeId, Snapshot, SnapshotMeta, TypeConfig, Vote};
 
+/// How long an append that carries entries may take.
+const APPEND_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// How a snapshot travels: the receiver's vote check, the snapshot's meta, the encoded
 /// state, and the log entries (postcard-encoded, oldest first) that its messages live in.
 #[derive(Serialize, serde::Deserialize)]
@@ -143,7 +146,14 @@ impl RaftNetworkV2<TypeConfig> for PeerLink {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
-        self.call("append", RPCTypes::AppendEntries, &rpc, option.hard_ttl())
+        // openraft gives every append the heartbeat's time to live; one that carries
+        // entries also waits for the follower's fsync and may be megabytes long.
+        let ttl = if rpc.entries.is_empty() {
+            option.hard_ttl()
+        } else {
+            option.hard_ttl().max(APPEND_TIMEOUT)
+        };
+        self.call("append", RPCTypes::AppendEntries, &rpc, ttl)
             .await
     }
 

@@ -109,8 +109,14 @@ async fn run(raft: Raft, mut rx: mpsc::Receiver<Pending>, unsafe_early_sends: bo
             time_ms: now_ms(),
             commands,
         };
-        let (responder, log_id, done) = ProgressResponder::new();
-        if !early_sends.is_empty() {
+        let (responder, log_id, done) = if early_sends.is_empty() {
+            let (responder, done) = ProgressResponder::complete_only();
+            (responder, None, done)
+        } else {
+            let (responder, log_id, done) = ProgressResponder::new();
+            (responder, Some(log_id), done)
+        };
+        if let Some(log_id) = log_id {
             // UNSAFE: answer the sends with their future ids now, before commit.
             let early: Vec<_> = early_sends
                 .into_iter()

@@ -8,9 +8,9 @@ use anyhow::{Result, bail};
 use clap::Parser;
 use sluice_client::Client;
 use sluice_e2e::bench::{
-    RunConfig, RunResult, System, TABLE_HEADER, Workload, run_disk, run_sluice, table_row,
+    RunConfig, RunResult, System, TABLE_HEADER, Workload, run_disk, run_idle, run_sluice, table_row,
 };
-use sluice_e2e::{Broker, BrokerOptions};
+use sluice_e2e::{Broker, BrokerOptions, Cluster};
 
 // The client shares the machine with the server: keep its allocation cost low too.
 #[global_allocator]
@@ -53,16 +53,19 @@ struct Args {
     /// Print one JSON object per run after the table.
     #[arg(long)]
     json: bool,
+    /// Queues the `idle` workload creates.
+    #[arg(long, default_value_t = 10_000)]
+    queues: usize,
+    /// Leader kills of the `failover` workload.
+    #[arg(long, default_value_t = 5)]
+    kills: usize,
 }
 
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
-    if args.replicas != 1 {
-        bail!(
-            "--replicas {}: only single-node runs are measured so far",
-            args.replicas
-        );
+    if args.replicas != 1 && args.replicas != 3 {
+        bail!("--replicas must be 1 or 3");
     }
     if args.batch == 0 || args.batch > 256 || args.concurrency == 0 || args.size == 0 {
         bail!("--batch must be 1 to 256, --concurrency and --size at least 1");
@@ -76,6 +79,12 @@ async fn main() -> Result<()> {
         }
         None => tempfile::Builder::new().prefix("sluice-bench-").tempdir()?,
     };
+    if args.workload == Workload::Idle {
+        return idle(&args, scratch.path()).await;
+    }
+    if args.workload == Workload::Failover {
+        return failover(&args, scratch.path()).await;
+    }
     let mut results: Vec<RunResult> = Vec::new();
     for system in &args.system {
         let config = RunConfig {
@@ -96,11 +105,21 @@ async fn main() -> Result<()> {
         let result = match system {
             System::Disk => run_disk(&config, scratch.path()).await?,
             System::Sluice => match &args.url {
-                Some(url) => run_sluice(&config, &Client::new(url)?, None).await?,
-                None => {
+                Some(url) => run_sluice(&config, &Client::new(url)?, &[]).await?,
+                None if args.replicas == 1 => {
                     let broker = Broker::start(BrokerOptions::single(scratch.path())?).await?;
-                    let r = run_sluice(&config, &broker.client, broker.pid()).await;
+                    let pids: Vec<u32> = broker.pid().into_iter().collect();
+                    let r = run_sluice(&config, &broker.client, &pids).await;
                     drop(broker);
+                    r?
+                }
+                None => {
+                    let cluster = Cluster::start(scratch.path(), 3).await?;
+                    // Requests go to the leader, as a client of the leader's node would.
+                    let leader = cluster.leader(Duration::from_secs(30)).await?;
+                    let pids: Vec<u32> = cluster.nodes.iter().filter_map(Broker::pid).collect();
+                    let r = run_sluice(&config, &cluster.client(leader), &pids).await;
+                    drop(cluster);
                     r?
                 }
             },
@@ -129,5 +148,113 @@ async fn main() -> Result<()> {
             println!("{}", serde_json::to_string(r)?);
         }
     }
+    Ok(())
+}
+
+/// The `idle` workload: what many queues cost when nothing happens.
+async fn idle(args: &Args, dir: &std::path::Path) -> Result<()> {
+    let config = RunConfig {
+        system: System::Sluice,
+        replicas: args.replicas,
+        workload: Workload::Idle,
+        size: args.size,
+        batch: args.batch,
+        concurrency: args.concurrency,
+        duration: Duration::from_secs(args.duration),
+        rate: None,
+        progress: false,
+    };
+    eprintln!(
+        "creating {} queues on {} node(s), then idling {}s ...",
+        args.queues, args.replicas, args.duration
+    );
+    let result = if args.replicas == 1 {
+        let broker = Broker::start(BrokerOptions::single(dir)?).await?;
+        let pids: Vec<u32> = broker.pid().into_iter().collect();
+        run_idle(&config, &broker.client, &pids, args.queues).await?
+    } else {
+        let cluster = Cluster::start(dir, 3).await?;
+        let leader = cluster.leader(Duration::from_secs(30)).await?;
+        let pids: Vec<u32> = cluster.nodes.iter().filter_map(Broker::pid).collect();
+        run_idle(&config, &cluster.client(leader), &pids, args.queues).await?
+    };
+    println!(
+        "| replicas | queues | created in s | idle server cores (all nodes) | RSS per node MiB |"
+    );
+    println!("|---|---|---|---|---|");
+    println!(
+        "| {} | {} | {:.1} | {:.3} | {} |",
+        result.replicas,
+        result.queues,
+        result.create_seconds,
+        result.idle_server_cores,
+        result
+            .server_rss_mib
+            .iter()
+            .map(|m| format!("{m:.0}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    if args.json {
+        println!("{}", serde_json::to_string(&result)?);
+    }
+    Ok(())
+}
+
+/// The `failover` workload: while a sender keeps sending, the leader of a three-node
+/// cluster is SIGKILLed; the time until the next send succeeds through another node is
+/// the failover time. The killed node is restarted before the next round.
+async fn failover(args: &Args, dir: &std::path::Path) -> Result<()> {
+    let mut cluster = Cluster::start(dir, 3).await?;
+    let client = cluster.client(1);
+    client
+        .put_queue("failover", &sluice_client::QueueAttributesUpdate::default())
+        .await?;
+    let mut times = Vec::new();
+    for round in 1..=args.kills {
+        // Some load, so the leader is busy when it dies.
+        for _ in 0..20 {
+            cluster
+                .client(1)
+                .send("failover", &sluice_client::SendMessage::text("before"))
+                .await?;
+        }
+        let leader = cluster.leader(Duration::from_secs(30)).await?;
+        let survivor = (1..=3).find(|id| *id != leader).unwrap_or(1);
+        let probe = cluster.client(survivor).retry_for(Duration::ZERO);
+        let killed = std::time::Instant::now();
+        cluster.node_mut(leader).kill9()?;
+        loop {
+            let sent = probe
+                .send("failover", &sluice_client::SendMessage::text("probe"))
+                .await;
+            if sent.is_ok() {
+                break;
+            }
+            if killed.elapsed() > Duration::from_secs(60) {
+                bail!("no send succeeded within 60 s of the leader's death");
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let took = killed.elapsed();
+        eprintln!(
+            "round {round}: leader node {leader} killed, a send succeeded after {} ms",
+            took.as_millis()
+        );
+        times.push(took);
+        cluster.node_mut(leader).relaunch()?;
+        cluster.wait_all_ready(Duration::from_secs(60)).await?;
+    }
+    times.sort();
+    let ms = |d: &Duration| d.as_millis();
+    println!("| kills | min ms | median ms | max ms |");
+    println!("|---|---|---|---|");
+    println!(
+        "| {} | {} | {} | {} |",
+        times.len(),
+        ms(&times[0]),
+        ms(&times[times.len() / 2]),
+        ms(&times[times.len() - 1])
+    );
     Ok(())
 }
