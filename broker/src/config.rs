@@ -39,6 +39,10 @@ pub struct BrokerConfig {
     #[arg(long, env = "SLUICE_SNAPSHOT_LOGS", default_value_t = 50_000)]
     pub snapshot_logs: u64,
 
+    /// Size of a log segment file, the unit in which disk space is freed.
+    #[arg(long, env = "SLUICE_SEGMENT_BYTES", default_value_t = 64 << 20)]
+    pub segment_bytes: u64,
+
     /// For tests of the test checker only: answer a send once it has a log position,
     /// before it is replicated or synced. Loses acknowledged messages on a crash.
     #[arg(long, hide = true, env = "SLUICE_UNSAFE_ACK_BEFORE_COMMIT")]

@@ -57,7 +57,10 @@ impl Node {
                 initial_members: config.initial_members.as_ref().map(|m| m.0.clone()),
                 snapshot_logs: config.snapshot_logs,
                 unsafe_ack_before_commit: config.unsafe_ack_before_commit,
-                log: LogOptions::default(),
+                log: LogOptions {
+                    segment_bytes: config.segment_bytes.max(1 << 16),
+                    ..LogOptions::default()
+                },
             },
             http.clone(),
             Some(metrics.clone()),

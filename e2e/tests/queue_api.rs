@@ -939,6 +939,70 @@ async fn retention_expires_old_messages() {
     assert!(c.receive("q", &receive(1, 30)).await.expect("r").is_empty());
 }
 
+/// Bytes of every file under `dir`.
+fn disk_usage(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| {
+                    let path = e.path();
+                    if path.is_dir() {
+                        disk_usage(&path)
+                    } else {
+                        e.metadata().map(|m| m.len()).unwrap_or(0)
+                    }
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn consumed_messages_free_their_disk_space() {
+    let dir = test_dir("diskspace").expect("dir");
+    let mut options = BrokerOptions::single(dir.path()).expect("ports");
+    // Small segments and frequent snapshots, so space is freed within a short test.
+    options
+        .extra_args
+        .extend(["--segment-bytes", "1048576", "--snapshot-logs", "200"].map(String::from));
+    let data = options.data_dir.clone();
+    let b = Broker::start(options).await.expect("broker");
+    let c = &b.client;
+    c.put_queue("q", &attrs()).await.expect("create");
+    let batch: Vec<SendMessage> = (0..32)
+        .map(|_| SendMessage::text("x".repeat(1024)))
+        .collect();
+    for _ in 0..600 {
+        c.send_batch("q", &batch).await.expect("send");
+    }
+    let full = disk_usage(&data);
+    assert!(full > 19 << 20, "the backlog is on disk: {full} bytes");
+    loop {
+        let got = c.receive("q", &receive(32, 60)).await.expect("receive");
+        if got.is_empty() {
+            break;
+        }
+        let receipts: Vec<String> = got.into_iter().filter_map(|m| m.receipt).collect();
+        c.ack("q", &receipts).await.expect("ack");
+    }
+    // Snapshots follow the acks; the segments no message needs are freed (a few are
+    // kept for reuse).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = disk_usage(&data);
+        if now < 10 << 20 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{now} bytes still on disk after consuming everything (was {full})"
+        );
+        c.send("q", &SendMessage::text("tick")).await.expect("send");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 #[tokio::test]
 async fn health_metrics_and_a_clean_sigterm() {
     let (_dir, mut b) = broker("health").await;
