@@ -7,79 +7,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use sluice_client::{Client, QueueAttributesUpdate, ReceiveRequest, SendMessage};
+use sluice_client::QueueAttributesUpdate;
 use sluice_e2e::checker::Checker;
-use sluice_e2e::{Broker, BrokerOptions, test_dir};
+use sluice_e2e::{Broker, BrokerOptions, test_dir, workload};
 
 const QUEUE: &str = "crash";
 const KILLS: usize = 3;
 const LOAD_BETWEEN_KILLS: Duration = Duration::from_millis(1500);
-
-async fn sender(client: Client, checker: Arc<Checker>, task: usize, stop: Arc<AtomicBool>) {
-    let mut n = 0u64;
-    while !stop.load(Ordering::Relaxed) {
-        let batch: Vec<SendMessage> = (0..8)
-            .map(|i| {
-                n += 1;
-                SendMessage::text(format!("sender-{task}-msg-{n}-{i}-{}", "x".repeat(48)))
-            })
-            .collect();
-        for m in &batch {
-            checker.sending(m.body.as_deref().unwrap_or_default().as_bytes());
-        }
-        match client.send_batch(QUEUE, &batch).await {
-            Ok(results) => {
-                for (m, r) in batch.iter().zip(results) {
-                    if let Ok(sent) = r {
-                        checker.sent(
-                            &sent.id,
-                            m.body.as_deref().unwrap_or_default().as_bytes(),
-                            None,
-                        );
-                    }
-                }
-            }
-            // Down or restarting: the outcome is unknown, which the checker allows.
-            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-    }
-}
-
-/// Receives and acknowledges until `stop`, then returns how many it acknowledged.
-async fn consumer(client: Client, checker: Arc<Checker>, stop: Arc<AtomicBool>) -> u64 {
-    let mut acked = 0;
-    while !stop.load(Ordering::Relaxed) {
-        let ticket = checker.now();
-        let request = ReceiveRequest {
-            max: Some(8),
-            wait_seconds: Some(1),
-            visibility_seconds: Some(3),
-        };
-        let messages = match client.receive(QUEUE, &request).await {
-            Ok(m) => m,
-            Err(_) => {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        for m in &messages {
-            checker.received(ticket, &m.id, &m.body_bytes().unwrap_or_default(), None);
-        }
-        let receipts: Vec<String> = messages.iter().filter_map(|m| m.receipt.clone()).collect();
-        if receipts.is_empty() {
-            continue;
-        }
-        if let Ok(results) = client.ack(QUEUE, &receipts).await {
-            for (m, r) in messages.iter().zip(results) {
-                if r.is_ok() {
-                    checker.acked(&m.id);
-                    acked += 1;
-                }
-            }
-        }
-    }
-    acked
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_messages_survive_kill_9_under_load() {
@@ -97,19 +31,23 @@ async fn acknowledged_messages_survive_kill_9_under_load() {
     let stop_consumers = Arc::new(AtomicBool::new(false));
     let senders: Vec<_> = (0..3)
         .map(|t| {
-            tokio::spawn(sender(
+            tokio::spawn(workload::sender(
                 client.clone(),
                 checker.clone(),
+                QUEUE,
                 t,
+                8,
                 stop_senders.clone(),
             ))
         })
         .collect();
     let consumers: Vec<_> = (0..2)
         .map(|_| {
-            tokio::spawn(consumer(
+            tokio::spawn(workload::consumer(
                 client.clone(),
                 checker.clone(),
+                QUEUE,
+                3,
                 stop_consumers.clone(),
             ))
         })
@@ -140,9 +78,8 @@ async fn acknowledged_messages_survive_kill_9_under_load() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     stop_consumers.store(true, Ordering::Relaxed);
-    let mut acked = 0;
     for c in consumers {
-        acked += c.await.expect("consumer");
+        c.await.expect("consumer");
     }
 
     let verdict = checker.verdict();
@@ -151,7 +88,7 @@ async fn acknowledged_messages_survive_kill_9_under_load() {
         verdict.sends_acknowledged > 100,
         "too little load: {verdict}"
     );
-    assert!(acked > 0);
+    assert!(verdict.acks_acknowledged > 0);
     assert!(
         verdict.ok(),
         "{verdict}\nbroker log:\n{}",

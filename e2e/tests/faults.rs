@@ -9,11 +9,12 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+
 use std::time::{Duration, Instant};
 
-use sluice_client::{Client, QueueAttributesUpdate, ReceiveRequest, SendMessage};
+use sluice_client::{Client, QueueAttributesUpdate, SendMessage};
 use sluice_e2e::checker::{Checker, Verdict};
-use sluice_e2e::{Cluster, test_dir};
+use sluice_e2e::{Cluster, test_dir, workload};
 
 const STANDARD: &str = "standard";
 const FIFO: &str = "fifo";
@@ -28,94 +29,6 @@ fn cluster_client(cluster: &Cluster) -> Client {
     Client::with_nodes(&urls)
         .expect("client")
         .retry_for(Duration::from_secs(20))
-}
-
-async fn standard_sender(
-    client: Client,
-    checker: Arc<Checker>,
-    task: usize,
-    stop: Arc<AtomicBool>,
-) {
-    let mut n = 0u64;
-    while !stop.load(Ordering::Relaxed) {
-        let batch: Vec<SendMessage> = (0..4)
-            .map(|_| {
-                n += 1;
-                SendMessage::text(format!("std-{task}-{n}-{}", "x".repeat(40)))
-            })
-            .collect();
-        for m in &batch {
-            checker.sending(m.body.as_deref().unwrap_or_default().as_bytes());
-        }
-        if let Ok(results) = client.send_batch(STANDARD, &batch).await {
-            for (m, r) in batch.iter().zip(results) {
-                if let Ok(sent) = r {
-                    checker.sent(
-                        &sent.id,
-                        m.body.as_deref().unwrap_or_default().as_bytes(),
-                        None,
-                    );
-                }
-            }
-        }
-    }
-}
-
-/// One message at a time per group, so the group's send order is the order of answers.
-async fn fifo_sender(client: Client, checker: Arc<Checker>, group: usize, stop: Arc<AtomicBool>) {
-    let name = format!("g{group}");
-    let mut n = 0u64;
-    while !stop.load(Ordering::Relaxed) {
-        n += 1;
-        let body = format!("fifo-{group}-{n}");
-        checker.sending(body.as_bytes());
-        let message = SendMessage {
-            group_id: Some(name.clone()),
-            ..SendMessage::text(body.clone())
-        };
-        if let Ok(sent) = client.send(FIFO, &message).await {
-            checker.sent(&sent.id, body.as_bytes(), Some(&name));
-        }
-    }
-}
-
-/// Receives and acknowledges from `queue` until `stop`.
-async fn consumer(
-    client: Client,
-    checker: Arc<Checker>,
-    queue: &'static str,
-    stop: Arc<AtomicBool>,
-) {
-    while !stop.load(Ordering::Relaxed) {
-        let ticket = checker.now();
-        let request = ReceiveRequest {
-            max: Some(8),
-            wait_seconds: Some(1),
-            visibility_seconds: Some(3),
-        };
-        let Ok(messages) = client.receive(queue, &request).await else {
-            continue;
-        };
-        for m in &messages {
-            checker.received(
-                ticket,
-                &m.id,
-                &m.body_bytes().unwrap_or_default(),
-                m.group_id.as_deref(),
-            );
-        }
-        let receipts: Vec<String> = messages.iter().filter_map(|m| m.receipt.clone()).collect();
-        if receipts.is_empty() {
-            continue;
-        }
-        if let Ok(results) = client.ack(queue, &receipts).await {
-            for (m, r) in messages.iter().zip(results) {
-                if r.is_ok() {
-                    checker.acked(&m.id);
-                }
-            }
-        }
-    }
 }
 
 /// How long after `since` a send through a surviving node succeeds again.
@@ -166,27 +79,31 @@ async fn start_load(cluster: &Cluster, checker: &Arc<Checker>) -> Load {
     let stop_consumers = Arc::new(AtomicBool::new(false));
     let mut senders = Vec::new();
     for task in 0..2 {
-        senders.push(tokio::spawn(standard_sender(
+        senders.push(tokio::spawn(workload::sender(
             cluster_client(cluster),
             checker.clone(),
+            STANDARD,
             task,
+            4,
             stop_senders.clone(),
         )));
     }
     for group in 0..GROUPS {
-        senders.push(tokio::spawn(fifo_sender(
+        senders.push(tokio::spawn(workload::fifo_sender(
             cluster_client(cluster),
             checker.clone(),
+            FIFO,
             group,
             stop_senders.clone(),
         )));
     }
     let mut consumers = Vec::new();
     for queue in [STANDARD, STANDARD, FIFO] {
-        consumers.push(tokio::spawn(consumer(
+        consumers.push(tokio::spawn(workload::consumer(
             cluster_client(cluster),
             checker.clone(),
             queue,
+            3,
             stop_consumers.clone(),
         )));
     }
