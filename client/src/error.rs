@@ -24,6 +24,12 @@ pub enum ErrorCode {
     MessageNotInFlight,
     /// No queue by that name.
     QueueNotFound,
+    /// No topic by that name.
+    TopicNotFound,
+    /// No subscription by that name on the topic.
+    SubscriptionNotFound,
+    /// A cursor is malformed or belongs to another topic.
+    InvalidCursor,
     /// No such message in the queue (acknowledged, expired or never sent).
     MessageNotFound,
     /// No redrive task by that id or none running.
@@ -63,8 +69,9 @@ impl ErrorCode {
         use ErrorCode::*;
         match self {
             InvalidRequest | InvalidName | InvalidAttribute | InvalidMessage | InvalidBatch
-            | InvalidReceipt | ReceiptStale | MessageNotInFlight => 400,
-            QueueNotFound | MessageNotFound | TaskNotFound | MemberNotFound | NotFound => 404,
+            | InvalidReceipt | ReceiptStale | MessageNotInFlight | InvalidCursor => 400,
+            QueueNotFound | TopicNotFound | SubscriptionNotFound | MessageNotFound
+            | TaskNotFound | MemberNotFound | NotFound => 404,
             MethodNotAllowed => 405,
             ImmutableAttribute | RedriveConflict | ClusterConflict => 409,
             MessageTooLarge => 413,

@@ -41,6 +41,11 @@ pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
 /// A fresh idempotency key: 128 random bits as 32 hex digits.
 pub fn idempotency_key() -> String {
+    random_token()
+}
+
+/// 128 random bits as 32 hex digits (keys, secrets).
+pub fn random_token() -> String {
     use std::hash::BuildHasher;
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
@@ -439,6 +444,189 @@ impl Client {
             None,
         )
         .await
+    }
+
+    // ---- topics ----
+
+    /// Creates a topic, or updates the attributes of an existing one.
+    pub async fn put_topic(
+        &self,
+        topic: &str,
+        attributes: &TopicAttributesUpdate,
+    ) -> Result<Topic, Error> {
+        self.call::<_, (), _>(
+            Method::PUT,
+            &["v1", "topics", topic],
+            None,
+            Some(attributes),
+        )
+        .await
+    }
+
+    pub async fn get_topic(&self, topic: &str) -> Result<Topic, Error> {
+        self.get(&["v1", "topics", topic]).await
+    }
+
+    /// One page of topics, in name order.
+    pub async fn list_topics(&self, params: &ListQueues) -> Result<TopicList, Error> {
+        self.call::<(), _, _>(Method::GET, &["v1", "topics"], Some(params), None)
+            .await
+    }
+
+    /// Deletes a topic with its subscriptions and timeline.
+    pub async fn delete_topic(&self, topic: &str) -> Result<(), Error> {
+        self.call::<(), (), ()>(Method::DELETE, &["v1", "topics", topic], None, None)
+            .await
+    }
+
+    /// Publishes one message (retried safely: the broker stores it once).
+    pub async fn publish(&self, topic: &str, message: &PublishMessage) -> Result<Sent, Error> {
+        let key = idempotency_key();
+        self.call_keyed::<_, (), _>(
+            Method::POST,
+            &["v1", "topics", topic, "messages"],
+            None,
+            Some(message),
+            Some(&key),
+        )
+        .await
+    }
+
+    /// Publishes a batch; one result per message, in order.
+    pub async fn publish_batch(
+        &self,
+        topic: &str,
+        messages: &[PublishMessage],
+    ) -> Result<Vec<Result<Sent, ApiError>>, Error> {
+        #[derive(Serialize)]
+        struct Batch<'a> {
+            messages: &'a [PublishMessage],
+        }
+        let key = idempotency_key();
+        let results: batch_wire::Results<batch_wire::SentOrError> = self
+            .call_keyed::<_, (), _>(
+                Method::POST,
+                &["v1", "topics", topic, "messages"],
+                None,
+                Some(&Batch { messages }),
+                Some(&key),
+            )
+            .await?;
+        Ok(results.results.into_iter().map(Into::into).collect())
+    }
+
+    /// Creates a subscription, or replaces an existing one's settings.
+    pub async fn put_subscription(
+        &self,
+        topic: &str,
+        subscription: &str,
+        spec: &SubscriptionSpec,
+    ) -> Result<Subscription, Error> {
+        self.call::<_, (), _>(
+            Method::PUT,
+            &["v1", "topics", topic, "subscriptions", subscription],
+            None,
+            Some(spec),
+        )
+        .await
+    }
+
+    pub async fn get_subscription(
+        &self,
+        topic: &str,
+        subscription: &str,
+    ) -> Result<Subscription, Error> {
+        self.get(&["v1", "topics", topic, "subscriptions", subscription])
+            .await
+    }
+
+    pub async fn list_subscriptions(&self, topic: &str) -> Result<Vec<Subscription>, Error> {
+        let list: SubscriptionList = self.get(&["v1", "topics", topic, "subscriptions"]).await?;
+        Ok(list.subscriptions)
+    }
+
+    pub async fn delete_subscription(&self, topic: &str, subscription: &str) -> Result<(), Error> {
+        self.call::<(), (), ()>(
+            Method::DELETE,
+            &["v1", "topics", topic, "subscriptions", subscription],
+            None,
+            None,
+        )
+        .await
+    }
+
+    /// Reads a pull subscription's timeline after `query.after` (or the device's
+    /// committed cursor), waiting up to `waitSeconds` for the first message.
+    pub async fn pull(
+        &self,
+        topic: &str,
+        subscription: &str,
+        query: &PullQuery,
+    ) -> Result<PullResponse, Error> {
+        self.call::<(), _, _>(
+            Method::GET,
+            &[
+                "v1",
+                "topics",
+                topic,
+                "subscriptions",
+                subscription,
+                "messages",
+            ],
+            Some(query),
+            None,
+        )
+        .await
+    }
+
+    /// Commits a device's position on a timeline subscription.
+    pub async fn commit_cursor(
+        &self,
+        topic: &str,
+        subscription: &str,
+        device: &str,
+        cursor: &str,
+    ) -> Result<(), Error> {
+        let _: CursorPosition = self
+            .call::<_, (), _>(
+                Method::PUT,
+                &[
+                    "v1",
+                    "topics",
+                    topic,
+                    "subscriptions",
+                    subscription,
+                    "cursors",
+                    device,
+                ],
+                None,
+                Some(&CursorPosition {
+                    cursor: cursor.to_string(),
+                }),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// A device's committed position (the oldest retained message if it has none).
+    pub async fn get_cursor(
+        &self,
+        topic: &str,
+        subscription: &str,
+        device: &str,
+    ) -> Result<String, Error> {
+        let position: CursorPosition = self
+            .get(&[
+                "v1",
+                "topics",
+                topic,
+                "subscriptions",
+                subscription,
+                "cursors",
+                device,
+            ])
+            .await?;
+        Ok(position.cursor)
     }
 
     // ---- the cluster ----

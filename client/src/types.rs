@@ -40,6 +40,13 @@ pub mod limits {
     pub const LIST_LIMIT_MAX: u32 = 1_000;
     pub const PEEK_MAX: u32 = 32;
     pub const QUERY_LIMIT_MAX: u32 = 1_000;
+    /// Topics keep their timeline a day by default.
+    pub const TOPIC_RETENTION_SECONDS_DEFAULT: u32 = 86_400;
+    /// Subscriptions per topic.
+    pub const SUBSCRIPTIONS_MAX: usize = 1_000;
+    pub const PULL_MAX: u32 = 256;
+    pub const MAX_IN_FLIGHT_DEFAULT: u32 = 8;
+    pub const MAX_IN_FLIGHT_MAX: u32 = 256;
 }
 
 /// A queue's dead-letter target: after `maxReceives` receives without an ack, a message
@@ -647,4 +654,387 @@ pub struct ClusterStatus {
 pub struct AddMember {
     pub id: u64,
     pub peer_address: String,
+}
+
+// ---- topics ----
+
+/// Every attribute of a topic, resolved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TopicAttributes {
+    /// How long published messages stay readable on the timeline.
+    pub retention_seconds: u32,
+    pub max_message_bytes: u32,
+    pub partitions: u32,
+}
+
+impl Default for TopicAttributes {
+    fn default() -> Self {
+        Self {
+            retention_seconds: limits::TOPIC_RETENTION_SECONDS_DEFAULT,
+            max_message_bytes: limits::MAX_MESSAGE_BYTES_DEFAULT,
+            partitions: 1,
+        }
+    }
+}
+
+/// The body of `PUT /v1/topics/{topic}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TopicAttributesUpdate {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_seconds: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_message_bytes: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partitions: Option<u32>,
+}
+
+/// A topic as `GET /v1/topics/{topic}` answers it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Topic {
+    pub name: String,
+    pub attributes: TopicAttributes,
+    /// Messages on the timeline now (within retention).
+    pub messages: u64,
+    pub subscriptions: u64,
+    #[serde(with = "crate::timefmt")]
+    pub created_at: DateTime<Utc>,
+}
+
+/// A page of `GET /v1/topics`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicList {
+    pub topics: Vec<Topic>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+/// A message to publish. Exactly one of `body` and `bodyBase64`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PublishMessage {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_base64: Option<String>,
+    /// What subscriptions filter on by tag (MNS's MessageTag).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, String>,
+}
+
+impl PublishMessage {
+    pub fn text(body: impl Into<String>) -> Self {
+        Self {
+            body: Some(body.into()),
+            ..Self::default()
+        }
+    }
+}
+
+/// The body of `POST /v1/topics/{topic}/messages`: one message or `{"messages": [...]}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PublishRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub messages: Option<Vec<PublishMessage>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_base64: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, String>,
+}
+
+impl PublishRequest {
+    /// The messages this request carries, or an error if it mixes both shapes.
+    pub fn into_messages(self) -> Result<(Vec<PublishMessage>, bool), String> {
+        let single = self.body.is_some()
+            || self.body_base64.is_some()
+            || self.tag.is_some()
+            || self.key.is_some()
+            || !self.attributes.is_empty();
+        match self.messages {
+            Some(_) if single => Err(
+                "a batch carries its messages in \"messages\" only; move the other fields into each message"
+                    .into(),
+            ),
+            Some(messages) => Ok((messages, true)),
+            None => Ok((
+                vec![PublishMessage {
+                    body: self.body,
+                    body_base64: self.body_base64,
+                    tag: self.tag,
+                    key: self.key,
+                    attributes: self.attributes,
+                }],
+                false,
+            )),
+        }
+    }
+}
+
+/// Where a subscription delivers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub enum Endpoint {
+    /// Into a Sluice queue (standard).
+    Queue(String),
+    /// POSTed to a URL, signed.
+    Http { url: String },
+    /// To clients connected to the subscription's `/stream`.
+    Websocket {},
+    /// By email, through the broker's SMTP server.
+    Email { to: String },
+    /// Kept on the timeline; clients pull with their own cursors.
+    Pull {},
+}
+
+/// One condition on a message attribute, as in SNS filter policies.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum AttributeCondition {
+    /// The value equals this.
+    Exact(String),
+    /// The value starts with this.
+    Prefix { prefix: String },
+    /// The value is a number within the bounds: `[">=", 10, "<", 20]`.
+    Numeric { numeric: Vec<NumericTerm> },
+    /// The attribute is present (`true`) or absent (`false`).
+    Exists { exists: bool },
+    /// The value is none of these.
+    AnythingBut {
+        #[serde(rename = "anything-but")]
+        anything_but: Vec<String>,
+    },
+}
+
+/// An operator (`=`, `<`, `<=`, `>`, `>=`) or a bound of a numeric condition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum NumericTerm {
+    Operator(String),
+    Value(f64),
+}
+
+/// Which messages a subscription gets: all of the tags' (if any are listed) and, of
+/// those, the ones whose attributes meet every key's conditions (any one condition per
+/// key).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SubscriptionFilter {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, Vec<AttributeCondition>>,
+}
+
+/// How push deliveries are retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RetryStrategy {
+    /// A fixed interval, a bounded number of times (default: 3 times, 10 s apart).
+    BackoffRetry,
+    /// Growing intervals up to a day (default: 176 times, doubling from 1 s to 512 s).
+    ExponentialDecayRetry,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RetryPolicy {
+    pub strategy: RetryStrategy,
+    /// Retries after the first attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_retries: Option<u32>,
+    /// BACKOFF_RETRY: seconds between attempts; EXPONENTIAL_DECAY_RETRY: the first one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval_seconds: Option<u32>,
+}
+
+/// What a push delivery carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum DeliveryFormat {
+    /// A JSON document with the body and everything published with it.
+    Json,
+    /// An XML `<Notification>`, as MNS sends.
+    Xml,
+    /// The body alone.
+    Simplified,
+}
+
+/// The body of `PUT /v1/topics/{topic}/subscriptions/{sub}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SubscriptionSpec {
+    pub endpoint: Endpoint,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<SubscriptionFilter>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetryPolicy>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<DeliveryFormat>,
+    /// Push deliveries that fail their last retry go to this queue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dead_letter_queue: Option<String>,
+    /// Push deliveries in flight at once (default 8).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_in_flight: Option<u32>,
+    /// The HMAC-SHA256 key of push signatures; generated when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+impl SubscriptionSpec {
+    pub fn new(endpoint: Endpoint) -> Self {
+        Self {
+            endpoint,
+            filter: None,
+            retry: None,
+            format: None,
+            dead_letter_queue: None,
+            max_in_flight: None,
+            secret: None,
+        }
+    }
+}
+
+/// How a subscription's deliveries stand.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryCounts {
+    /// Delivered (2xx, sent, queued).
+    pub delivered: u64,
+    /// Published and not yet delivered or given up (push subscriptions).
+    pub backlog: u64,
+    /// Waiting for a retry.
+    pub retrying: u64,
+    /// Given up after the last retry (dead-lettered when a queue is set).
+    pub failed: u64,
+}
+
+/// A subscription as `GET` answers it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Subscription {
+    pub name: String,
+    pub topic: String,
+    pub endpoint: Endpoint,
+    pub filter: SubscriptionFilter,
+    pub retry: RetryPolicy,
+    pub format: DeliveryFormat,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dead_letter_queue: Option<String>,
+    pub max_in_flight: u32,
+    pub secret: String,
+    pub counts: DeliveryCounts,
+    #[serde(with = "crate::timefmt")]
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SubscriptionList {
+    pub subscriptions: Vec<Subscription>,
+}
+
+/// A published message, as pulls, streams and JSON pushes carry it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TopicMessage {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_base64: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, String>,
+    #[serde(with = "crate::timefmt")]
+    pub published_at: DateTime<Utc>,
+    /// The position right after this message: a cursor to resume from.
+    pub cursor: String,
+}
+
+impl TopicMessage {
+    pub fn body_bytes(&self) -> Result<Vec<u8>, base64::DecodeError> {
+        use base64::Engine;
+        match (&self.body, &self.body_base64) {
+            (Some(text), _) => Ok(text.as_bytes().to_vec()),
+            (None, Some(b64)) => base64::engine::general_purpose::STANDARD.decode(b64),
+            (None, None) => Ok(Vec::new()),
+        }
+    }
+}
+
+/// What a push to an HTTP endpoint carries in the JSON format.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Notification {
+    pub topic: String,
+    pub subscription: String,
+    #[serde(flatten)]
+    pub message: TopicMessage,
+}
+
+/// `GET .../subscriptions/{sub}/messages`: messages after a cursor, and where to resume.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PullResponse {
+    pub messages: Vec<TopicMessage>,
+    pub cursor: String,
+}
+
+/// Query parameters of a pull.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PullQuery {
+    /// Resume after this cursor; absent: the device's committed cursor, else the oldest
+    /// retained message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_seconds: Option<u32>,
+}
+
+/// A device's committed position on a timeline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CursorPosition {
+    pub cursor: String,
+}
+
+/// What the server sends on a subscription's WebSocket `/stream`, one JSON text frame
+/// each.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum StreamEvent {
+    /// The next matching message.
+    Message { message: TopicMessage },
+    /// A cursor the client asked to commit is committed for its device.
+    Committed { cursor: String },
+    /// A request of the client failed; the stream goes on.
+    Error { error: crate::ApiError },
+}
+
+/// What a client may send on the stream: commit its device's cursor (the connection
+/// must have been opened with `?device=`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamCommit {
+    pub commit: String,
 }
