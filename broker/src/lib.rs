@@ -16,3 +16,4 @@ pub mod queue;
 pub mod raft;
 pub mod server;
 pub mod store;
+pub mod topic;

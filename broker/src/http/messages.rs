@@ -38,7 +38,7 @@ fn invalid_message(message: impl Into<String>) -> ApiError {
     ApiError::new(ErrorCode::InvalidMessage, message)
 }
 
-fn check_id_field(field: &str, value: &Option<String>) -> Result<(), ApiError> {
+pub fn check_id_field(field: &str, value: &Option<String>) -> Result<(), ApiError> {
     if let Some(v) = value {
         if v.is_empty() || v.len() > limits::ID_MAX_LEN {
             return Err(invalid_message(format!(
@@ -55,27 +55,62 @@ fn check_id_field(field: &str, value: &Option<String>) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// A message's body from `body` (UTF-8) or `bodyBase64` (bytes), and whether it is text.
+pub fn body_of(
+    body: Option<String>,
+    body_base64: Option<String>,
+) -> Result<(Bytes, bool), ApiError> {
+    match (body, body_base64) {
+        (Some(_), Some(_)) => Err(invalid_message("give body or bodyBase64, not both")),
+        (None, None) => Err(invalid_message(
+            "a message needs a body: body (UTF-8 text) or bodyBase64 (bytes)",
+        )),
+        (Some(text), None) => Ok((Bytes::from(text.into_bytes()), true)),
+        (None, Some(b64)) => match STANDARD.decode(b64.as_bytes()) {
+            Ok(bytes) => Ok((Bytes::from(bytes), false)),
+            Err(e) => Err(invalid_message(format!(
+                "bodyBase64 is not valid base64 ({e})"
+            ))),
+        },
+    }
+}
+
+/// Checks a message's attributes: how many, and their names.
+pub fn check_attributes(attributes: &BTreeMap<String, String>) -> Result<(), ApiError> {
+    if attributes.len() > MAX_ATTRIBUTES {
+        return Err(invalid_message(format!(
+            "a message has {} attributes; the limit is {MAX_ATTRIBUTES}",
+            attributes.len()
+        )));
+    }
+    for name in attributes.keys() {
+        if name.is_empty() || name.len() > ATTRIBUTE_NAME_MAX || name.chars().any(char::is_control)
+        {
+            return Err(invalid_message(format!(
+                "attribute name {name:?} must be 1 to {ATTRIBUTE_NAME_MAX} characters without control characters"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The value of the `Idempotency-Key` header, if any.
+pub fn idempotency_key(headers: &axum::http::HeaderMap) -> HttpResult<Option<u128>> {
+    match headers.get(sluice_client::IDEMPOTENCY_KEY) {
+        None => Ok(None),
+        Some(value) => Ok(Some(value.to_str().ok().and_then(parse_key).ok_or_else(
+            || {
+                HttpError::invalid(
+                    "the Idempotency-Key header must be 1 to 128 printable characters",
+                )
+            },
+        )?)),
+    }
+}
+
 /// Checks what can be checked of a message without its queue, and resolves its times.
 fn to_new_message(m: SendMessage, now: u64) -> Result<NewMessage, ApiError> {
-    let (body, text) = match (m.body, m.body_base64) {
-        (Some(_), Some(_)) => {
-            return Err(invalid_message("give body or bodyBase64, not both"));
-        }
-        (None, None) => {
-            return Err(invalid_message(
-                "a message needs a body: body (UTF-8 text) or bodyBase64 (bytes)",
-            ));
-        }
-        (Some(text), None) => (Bytes::from(text.into_bytes()), true),
-        (None, Some(b64)) => match STANDARD.decode(b64.as_bytes()) {
-            Ok(bytes) => (Bytes::from(bytes), false),
-            Err(e) => {
-                return Err(invalid_message(format!(
-                    "bodyBase64 is not valid base64 ({e})"
-                )));
-            }
-        },
-    };
+    let (body, text) = body_of(m.body, m.body_base64)?;
     let visible_at_ms = match (m.delay_seconds, m.deliver_at) {
         (Some(_), Some(_)) => {
             return Err(invalid_message("give delaySeconds or deliverAt, not both"));
@@ -109,20 +144,7 @@ fn to_new_message(m: SendMessage, now: u64) -> Result<NewMessage, ApiError> {
     check_id_field("groupId", &m.group_id)?;
     check_id_field("dedupId", &m.dedup_id)?;
     check_id_field("key", &m.key)?;
-    if m.attributes.len() > MAX_ATTRIBUTES {
-        return Err(invalid_message(format!(
-            "a message has {} attributes; the limit is {MAX_ATTRIBUTES}",
-            m.attributes.len()
-        )));
-    }
-    for name in m.attributes.keys() {
-        if name.is_empty() || name.len() > ATTRIBUTE_NAME_MAX || name.chars().any(char::is_control)
-        {
-            return Err(invalid_message(format!(
-                "attribute name {name:?} must be 1 to {ATTRIBUTE_NAME_MAX} characters without control characters"
-            )));
-        }
-    }
+    check_attributes(&m.attributes)?;
     Ok(NewMessage {
         body,
         text,
@@ -131,6 +153,7 @@ fn to_new_message(m: SendMessage, now: u64) -> Result<NewMessage, ApiError> {
         group: m.group_id,
         dedup: m.dedup_id,
         key: m.key,
+        tag: None,
         attributes: m.attributes.into_iter().collect(),
     })
 }
@@ -158,12 +181,7 @@ pub async fn send(
 ) -> HttpResult<axum::response::Response> {
     use axum::response::IntoResponse;
     check_name(&name)?;
-    let key = match headers.get(sluice_client::IDEMPOTENCY_KEY) {
-        None => None,
-        Some(value) => Some(value.to_str().ok().and_then(parse_key).ok_or_else(|| {
-            HttpError::invalid("the Idempotency-Key header must be 1 to 128 printable characters")
-        })?),
-    };
+    let key = idempotency_key(&headers)?;
     let now = now_ms();
     let (messages, batch) = match request.messages.take() {
         Some(messages) => {

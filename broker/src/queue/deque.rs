@@ -56,6 +56,16 @@ impl<T: Copy> BlockDeque<T> {
         self.len += 1;
     }
 
+    /// The value `i` places from the front.
+    pub fn get(&self, i: usize) -> Option<&T> {
+        if i >= self.len {
+            return None;
+        }
+        // Every block but the first is full; the first starts at `head`.
+        let at = self.head + i;
+        self.blocks.get(at / BLOCK).and_then(|b| b.get(at % BLOCK))
+    }
+
     pub fn front(&self) -> Option<&T> {
         self.blocks.front().and_then(|b| b.get(self.head))
     }
@@ -151,6 +161,9 @@ mod tests {
             assert_eq!(d.pop_front(), Some(i));
         }
         assert_eq!(d.front(), Some(&5_000));
+        assert_eq!(d.get(0), Some(&5_000));
+        assert_eq!(d.get(4_999), Some(&9_999));
+        assert_eq!(d.get(5_000), None);
         assert!(d.contains_sorted(&9_999, |v| *v));
         assert!(d.contains_sorted(&5_000, |v| *v));
         assert!(!d.contains_sorted(&4_999, |v| *v));

@@ -17,6 +17,8 @@ pub struct NewMessage {
     pub group: Option<String>,
     pub dedup: Option<String>,
     pub key: Option<String>,
+    /// Published messages: what subscriptions filter on by tag.
+    pub tag: Option<String>,
     pub attributes: Vec<(String, String)>,
 }
 

@@ -47,7 +47,7 @@ impl Queues {
         self.by_name.get(name).ok_or_else(|| queue_not_found(name))
     }
 
-    fn get_mut(&mut self, name: &str) -> Result<&mut QueueState, ApiError> {
+    pub(crate) fn get_mut(&mut self, name: &str) -> Result<&mut QueueState, ApiError> {
         self.by_name
             .get_mut(name)
             .ok_or_else(|| queue_not_found(name))

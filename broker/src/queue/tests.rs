@@ -20,6 +20,7 @@ fn msg(body: &str) -> NewMessage {
         group: None,
         dedup: None,
         key: None,
+        tag: None,
         attributes: vec![],
     }
 }

@@ -14,9 +14,11 @@ use crate::queue::ids::Receipt;
 use crate::queue::message::NewMessage;
 use crate::queue::redrive::RedriveTaskState;
 use crate::queue::state::{Delivery, SendOutcome};
+use crate::topic::DeliveryReport;
+use crate::topic::config::{SubscriptionConfig, TopicUpdate};
 
 /// A log entry's application data.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Request {
     /// Milliseconds since the epoch on the proposer. The state machine takes the largest
     /// time seen so far, so its clock never runs backwards across leaders.
@@ -26,7 +28,7 @@ pub struct Request {
     pub commands: Vec<Command>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Command {
     PutQueue {
         queue: String,
@@ -72,6 +74,41 @@ pub enum Command {
     },
     /// Applies time-driven transitions: lapsed delays and visibility timeouts, retention.
     Tick,
+    PutTopic {
+        topic: String,
+        update: TopicUpdate,
+    },
+    DeleteTopic {
+        topic: String,
+    },
+    /// Like a send: the messages take slots of the entry, and `key` makes it idempotent.
+    Publish {
+        topic: String,
+        messages: Arc<[NewMessage]>,
+        key: Option<u128>,
+    },
+    PutSubscription {
+        topic: String,
+        subscription: String,
+        config: SubscriptionConfig,
+    },
+    DeleteSubscription {
+        topic: String,
+        subscription: String,
+    },
+    /// A device's position on a pull or WebSocket subscription.
+    CommitCursor {
+        topic: String,
+        subscription: String,
+        device: String,
+        position: u64,
+    },
+    /// What a push worker delivered and what failed.
+    ReportDelivery {
+        topic: String,
+        subscription: String,
+        report: DeliveryReport,
+    },
 }
 
 impl Command {
@@ -89,6 +126,13 @@ impl Command {
             Command::RedriveStep { .. } => "redrive_step",
             Command::CancelRedrive { .. } => "cancel_redrive",
             Command::Tick => "tick",
+            Command::PutTopic { .. } => "put_topic",
+            Command::DeleteTopic { .. } => "delete_topic",
+            Command::Publish { .. } => "publish",
+            Command::PutSubscription { .. } => "put_subscription",
+            Command::DeleteSubscription { .. } => "delete_subscription",
+            Command::CommitCursor { .. } => "commit_cursor",
+            Command::ReportDelivery { .. } => "report_delivery",
         }
     }
 }
@@ -97,7 +141,7 @@ impl Command {
     /// Messages this command stores (slots it takes in its entry).
     pub fn slots(&self) -> usize {
         match self {
-            Command::Send { messages, .. } => messages.len(),
+            Command::Send { messages, .. } | Command::Publish { messages, .. } => messages.len(),
             _ => 0,
         }
     }
@@ -105,7 +149,9 @@ impl Command {
     /// A rough size in bytes, to keep entries of a reasonable size.
     pub fn weight(&self) -> usize {
         match self {
-            Command::Send { messages, .. } => messages.iter().map(|m| m.size() + 64).sum(),
+            Command::Send { messages, .. } | Command::Publish { messages, .. } => {
+                messages.iter().map(|m| m.size() + 64).sum()
+            }
             Command::Ack { receipts, .. } => receipts.len() * 32,
             Command::ChangeVisibility { entries, .. } => entries.len() * 40,
             _ => 64,
@@ -129,6 +175,7 @@ pub enum Response {
     /// Blank and membership entries, ticks, deletes.
     #[default]
     Done,
+    /// A queue, topic or subscription was created (true) or updated.
     QueuePut {
         created: bool,
     },

@@ -56,10 +56,12 @@ impl StoredMessage {
         let EntryPayload::Normal(request) = &self.entry.payload else {
             unreachable!("a stored message lives in a normal entry")
         };
-        let Command::Send { messages, .. } = &request.commands[self.command] else {
-            unreachable!("a stored message lives in a send")
-        };
-        &messages[self.at]
+        match &request.commands[self.command] {
+            Command::Send { messages, .. } | Command::Publish { messages, .. } => {
+                &messages[self.at]
+            }
+            _ => unreachable!("a stored message lives in a send or a publish"),
+        }
     }
 }
 

@@ -25,6 +25,7 @@ use super::command::{Command, Request, Response, Responses};
 use super::log_store::LogStore;
 use super::{Entry, LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig};
 use crate::queue::Queues;
+use crate::topic::Topics;
 
 /// A snapshot as openraft passes it around: the encoded state and, when it comes from
 /// another node, the log entries (postcard-encoded, oldest first, from the snapshot's
@@ -52,13 +53,23 @@ pub struct SmState {
     /// The largest entry time applied: the state machine's clock.
     pub clock_ms: u64,
     pub queues: Queues,
+    pub topics: Topics,
 }
 
 /// The encoded body of a snapshot.
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct SnapshotBody {
     clock_ms: u64,
     queues: Queues,
+    topics: Topics,
+}
+
+/// The same, borrowed from the state, for encoding without a copy.
+#[derive(Serialize)]
+struct SnapshotBodyRef<'a> {
+    clock_ms: u64,
+    queues: &'a Queues,
+    topics: &'a Topics,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -180,9 +191,10 @@ impl StateMachine {
         data.extend_from_slice(&(header.len() as u32).to_le_bytes());
         data.extend_from_slice(&header);
         postcard::to_io(
-            &SnapshotBody {
+            &SnapshotBodyRef {
                 clock_ms: state.clock_ms,
-                queues: state.queues.clone(),
+                queues: &state.queues,
+                topics: &state.topics,
             },
             &mut data,
         )
@@ -249,11 +261,11 @@ impl StateMachine {
     /// The lowest log index the state refers to (messages' bodies) or needs (replay).
     fn retain_floor(state: &SmState) -> u64 {
         let next = state.last_applied.map(|l| l.index + 1).unwrap_or(0);
-        state
-            .queues
-            .oldest_loc()
-            .map(|loc| loc.index().min(next))
-            .unwrap_or(next)
+        [state.queues.oldest_loc(), state.topics.oldest_loc()]
+            .into_iter()
+            .flatten()
+            .map(|loc| loc.index())
+            .fold(next, u64::min)
     }
 }
 
@@ -261,6 +273,7 @@ impl StateMachine {
 /// number their messages from `first_slot`.
 fn execute(
     queues: &mut Queues,
+    topics: &mut Topics,
     now: u64,
     index: u64,
     first_slot: usize,
@@ -304,8 +317,48 @@ fn execute(
         }
         Command::Tick => {
             queues.tick(now);
+            topics.tick(now);
             Ok(Response::Done)
         }
+        Command::PutTopic { topic, update } => topics
+            .put(now, topic, update)
+            .map(|created| Response::QueuePut { created }),
+        Command::DeleteTopic { topic } => topics.delete(topic).map(|_| Response::Done),
+        Command::Publish {
+            topic,
+            messages,
+            key,
+        } => topics
+            .publish(now, topic, index, first_slot, messages, *key, queues)
+            .map(Response::Sent),
+        Command::PutSubscription {
+            topic,
+            subscription,
+            config,
+        } => topics
+            .put_subscription(now, topic, subscription, config.clone(), queues)
+            .map(|created| Response::QueuePut { created }),
+        Command::DeleteSubscription {
+            topic,
+            subscription,
+        } => topics
+            .delete_subscription(topic, subscription)
+            .map(|_| Response::Done),
+        Command::CommitCursor {
+            topic,
+            subscription,
+            device,
+            position,
+        } => topics
+            .commit_cursor(topic, subscription, device, *position)
+            .map(|_| Response::Done),
+        Command::ReportDelivery {
+            topic,
+            subscription,
+            report,
+        } => topics
+            .report(now, topic, subscription, report, queues)
+            .map(|_| Response::Done),
     };
     result.unwrap_or_else(Response::Failed)
 }
@@ -322,8 +375,12 @@ fn wakes(command: &Command) -> Wake<'_> {
         Command::Send { queue, .. } | Command::ChangeVisibility { queue, .. } => Wake::Queue(queue),
         Command::DeleteQueue { queue } => Wake::Queue(queue),
         // Receives may dead-letter into another queue; ticks and redrives make messages
-        // visible anywhere.
-        Command::Receive { .. } | Command::Tick | Command::RedriveStep { .. } => Wake::All,
+        // visible anywhere; a publish reaches subscribed queues, pulls and push workers.
+        Command::Receive { .. }
+        | Command::Tick
+        | Command::RedriveStep { .. }
+        | Command::Publish { .. }
+        | Command::ReportDelivery { .. } => Wake::All,
         _ => Wake::None,
     }
 }
@@ -351,6 +408,7 @@ impl SmState {
                     .map(|command| {
                         let response = execute(
                             &mut self.queues,
+                            &mut self.topics,
                             self.clock_ms,
                             entry.log_id.index,
                             slot,
@@ -505,6 +563,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 membership: meta.last_membership.clone(),
                 clock_ms: body.clock_ms,
                 queues: body.queues,
+                topics: body.topics,
             };
             Self::retain_floor(&state)
         };
