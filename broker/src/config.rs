@@ -43,6 +43,15 @@ pub struct BrokerConfig {
     #[arg(long, env = "SLUICE_SEGMENT_BYTES", default_value_t = 64 << 20)]
     pub segment_bytes: u64,
 
+    /// The SMTP server (`host:port`, plain SMTP) that email subscriptions are sent
+    /// through; without it, email subscriptions are refused.
+    #[arg(long, env = "SLUICE_SMTP_SERVER")]
+    pub smtp_server: Option<String>,
+
+    /// The sender of email deliveries.
+    #[arg(long, env = "SLUICE_SMTP_FROM", default_value = "sluice@localhost")]
+    pub smtp_from: String,
+
     /// For tests of the test checker only: answer a send once it has a log position,
     /// before it is replicated or synced. Loses acknowledged messages on a crash.
     #[arg(long, hide = true, env = "SLUICE_UNSAFE_ACK_BEFORE_COMMIT")]

@@ -12,6 +12,7 @@ pub mod http;
 pub mod metrics;
 pub mod node;
 pub mod peer;
+pub mod push;
 pub mod queue;
 pub mod raft;
 pub mod server;

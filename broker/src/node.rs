@@ -10,6 +10,7 @@ use tokio::sync::watch;
 
 use crate::config::BrokerConfig;
 use crate::metrics::{CommandLabels, Metrics};
+use crate::push::deliver::Mailer;
 use crate::raft::command::{Command, Response};
 use crate::raft::network::PeerNetwork;
 use crate::raft::{Group, GroupError, GroupOptions, ProposeError, Raft, now_ms};
@@ -33,6 +34,8 @@ pub struct Node {
     pub metrics: Arc<Metrics>,
     /// Pooled HTTP connections to the other nodes' peer ports (Raft and forwarding).
     pub http: reqwest::Client,
+    /// The SMTP server email subscriptions go through, when one is configured.
+    pub mailer: Option<Mailer>,
     shutting_down: AtomicBool,
     shutdown: watch::Sender<bool>,
 }
@@ -42,6 +45,7 @@ impl Node {
     pub async fn open(
         config: &BrokerConfig,
         metrics: Arc<Metrics>,
+        mailer: Option<Mailer>,
     ) -> Result<Arc<Self>, GroupError> {
         let node_id = config.node_id();
         // Peer connections leave from the peer address's IP, so tests can cut links
@@ -73,6 +77,7 @@ impl Node {
             group,
             metrics,
             http,
+            mailer,
             shutting_down: AtomicBool::new(false),
             shutdown,
         }))
@@ -157,7 +162,13 @@ impl Node {
             }
             if last_tick.elapsed() >= TICK_EVERY {
                 last_tick = tokio::time::Instant::now();
-                let due = self.group.state.read().queues.next_due();
+                let due = {
+                    let state = self.group.state.read();
+                    [state.queues.next_due(), state.topics.next_due()]
+                        .into_iter()
+                        .flatten()
+                        .min()
+                };
                 if due.is_some_and(|d| d <= now_ms())
                     && let Err(e) = self.propose(Command::Tick).await
                 {

@@ -11,8 +11,9 @@ use tokio::sync::Notify;
 use crate::config::BrokerConfig;
 use crate::metrics::Metrics;
 use crate::node::Node;
+use crate::push::deliver::{Mailer, MailerError};
 use crate::raft::GroupError;
-use crate::{http, peer};
+use crate::{http, peer, push};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -21,6 +22,8 @@ pub enum ServeError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Mailer(#[from] MailerError),
     #[error("cannot open the node: {0}")]
     Open(#[from] GroupError),
     #[error("serving: {0}")]
@@ -43,7 +46,11 @@ pub async fn serve(
     let client_listener = bind(config.listen).await?;
     let peer_listener = bind(config.peer_listen).await?;
     let metrics = Arc::new(Metrics::new());
-    let node = Node::open(&config, metrics).await?;
+    let mailer = match &config.smtp_server {
+        Some(server) => Some(Mailer::new(server, &config.smtp_from)?),
+        None => None,
+    };
+    let node = Node::open(&config, metrics, mailer.clone()).await?;
     tracing::info!(
         node = node.node_id,
         listen = %config.listen,
@@ -62,6 +69,7 @@ pub async fn serve(
         })
     };
     let housekeeping = tokio::spawn(node.clone().housekeeping());
+    let pushing = tokio::spawn(push::supervise(node.clone(), mailer));
     let draining = node.clone();
     let served = axum::serve(client_listener, http::router(node.clone()))
         .with_graceful_shutdown(async move {
@@ -73,6 +81,7 @@ pub async fn serve(
     node.finish_shutdown().await;
     raft_stopped.notify_one();
     let _ = housekeeping.await;
+    let _ = pushing.await;
     if let Ok(Err(e)) = peer_server.await {
         tracing::warn!(error = %e, "peer server");
     }

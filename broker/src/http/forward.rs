@@ -21,9 +21,11 @@ pub const FORWARDED_BY: HeaderName = HeaderName::from_static("x-sluice-forwarded
 /// Longer than the longest long poll.
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(45);
 
-/// Requests every node answers itself.
+/// Requests every node answers itself: health, and WebSocket streams (served from the
+/// node's own replica of the timeline).
 fn served_locally(path: &str) -> bool {
     matches!(path, "/healthz" | "/readyz" | "/metrics")
+        || (path.starts_with("/v1/topics/") && path.ends_with("/stream"))
 }
 
 /// The middleware: serves the request here when this node leads (or the request was

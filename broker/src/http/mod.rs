@@ -8,6 +8,8 @@ pub mod health;
 pub mod messages;
 pub mod queues;
 pub mod redrive;
+pub mod stream;
+pub mod topics;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -60,6 +62,34 @@ pub fn router(node: Arc<Node>) -> Router {
             post(redrive::start)
                 .get(redrive::list)
                 .delete(redrive::cancel),
+        )
+        .route("/topics", get(topics::list))
+        .route(
+            "/topics/{topic}",
+            put(topics::put).get(topics::get).delete(topics::delete),
+        )
+        .route("/topics/{topic}/messages", post(topics::publish))
+        .route(
+            "/topics/{topic}/subscriptions",
+            get(topics::list_subscriptions),
+        )
+        .route(
+            "/topics/{topic}/subscriptions/{sub}",
+            put(topics::put_subscription)
+                .get(topics::get_subscription)
+                .delete(topics::delete_subscription),
+        )
+        .route(
+            "/topics/{topic}/subscriptions/{sub}/messages",
+            get(topics::pull),
+        )
+        .route(
+            "/topics/{topic}/subscriptions/{sub}/cursors/{device}",
+            put(topics::commit_cursor).get(topics::get_cursor),
+        )
+        .route(
+            "/topics/{topic}/subscriptions/{sub}/stream",
+            get(stream::stream),
         )
         .route("/cluster", get(cluster::get))
         .route("/cluster/members", post(cluster::add))

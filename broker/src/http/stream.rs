@@ -1,0 +1,233 @@
+//! `GET /v1/topics/{topic}/subscriptions/{sub}/stream`: a WebSocket that carries a
+//! timeline subscription's messages as they are published.
+//!
+//! Any node serves a stream from its own replica of the timeline (followers too), so
+//! streams spread over the cluster. A client commits its device's cursor by sending
+//! `{"commit": "<cursor>"}`; a follower passes the commit on to the leader.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::http::{HeaderMap, HeaderValue, Method, header};
+use axum::response::Response;
+use futures::{SinkExt, StreamExt};
+use sluice_client::{ApiError, ErrorBody, ErrorCode, PullQuery, StreamCommit, StreamEvent};
+use tokio::sync::mpsc;
+
+use super::error::HttpResult;
+use super::extract::{Path, Query};
+use super::forward;
+use super::topics::{
+    check_subscription, check_topic, decode_cursor, read_timeline, start_position,
+};
+use crate::node::Node;
+use crate::raft::command::Command;
+
+/// Messages read from the timeline per send burst, unless the client asks for fewer.
+const STREAM_BATCH: u32 = 64;
+/// The longest a stream waits without looking again (a safety net for missed wakes).
+const IDLE_MAX: Duration = Duration::from_secs(1);
+
+/// Upgrades to a WebSocket once the subscription and the starting position check out.
+pub async fn stream(
+    State(node): State<Arc<Node>>,
+    Path((topic, sub)): Path<(String, String)>,
+    Query(query): Query<PullQuery>,
+    upgrade: WebSocketUpgrade,
+) -> HttpResult<Response> {
+    check_topic(&topic)?;
+    check_subscription(&sub)?;
+    let start = start_position(
+        &node,
+        &topic,
+        &sub,
+        query.after.as_deref(),
+        query.device.as_deref(),
+    )?;
+    let batch = query
+        .max
+        .unwrap_or(STREAM_BATCH)
+        .clamp(1, sluice_client::limits::PULL_MAX) as usize;
+    Ok(upgrade.on_upgrade(move |socket| async move {
+        let session = Session {
+            node,
+            topic,
+            sub,
+            device: query.device,
+        };
+        session.run(socket, start, batch).await;
+    }))
+}
+
+struct Session {
+    node: Arc<Node>,
+    topic: String,
+    sub: String,
+    device: Option<String>,
+}
+
+impl Session {
+    async fn run(self, socket: WebSocket, start: u64, batch: usize) {
+        let (mut sender, mut receiver) = socket.split();
+        let (replies, mut outbox) = mpsc::channel::<StreamEvent>(16);
+        let this = &self;
+        // Reads the client's commits and answers each through the writer.
+        let reading = async move {
+            while let Some(Ok(frame)) = receiver.next().await {
+                let text = match frame {
+                    Message::Text(text) => text,
+                    Message::Close(_) => break,
+                    _ => continue,
+                };
+                let event = match this.commit(text.as_str()).await {
+                    Ok(cursor) => StreamEvent::Committed { cursor },
+                    Err(error) => StreamEvent::Error { error },
+                };
+                if replies.send(event).await.is_err() {
+                    break;
+                }
+            }
+        };
+        // Sends new messages as they arrive, and the answers to commits.
+        let writing = async move {
+            let node = &this.node;
+            let waiters = node.group.state.waiters();
+            let key = format!("topic/{}", this.topic);
+            let mut shutdown = node.shutdown_signal();
+            let mut position = start;
+            loop {
+                let notify = waiters.get(&key);
+                let open = {
+                    let notified = notify.notified();
+                    tokio::pin!(notified);
+                    notified.as_mut().enable();
+                    let mut events = Vec::new();
+                    let mut gone = false;
+                    let caught_up =
+                        match read_timeline(node, &this.topic, &this.sub, position, batch) {
+                            Ok((messages, resume)) => {
+                                let caught_up = resume == position;
+                                position = resume;
+                                events.extend(
+                                    messages
+                                        .into_iter()
+                                        .map(|message| StreamEvent::Message { message }),
+                                );
+                                caught_up
+                            }
+                            // The topic or subscription is gone: say so and end the stream.
+                            Err(e) => {
+                                events.push(StreamEvent::Error { error: e.0 });
+                                gone = true;
+                                false
+                            }
+                        };
+                    while let Ok(event) = outbox.try_recv() {
+                        events.push(event);
+                    }
+                    let mut open = !gone;
+                    for event in &events {
+                        if send(&mut sender, event).await.is_err() {
+                            open = false;
+                            break;
+                        }
+                    }
+                    if open && caught_up {
+                        tokio::select! {
+                            _ = &mut notified => {}
+                            _ = tokio::time::sleep(IDLE_MAX) => {}
+                            _ = shutdown.changed() => open = false,
+                            event = outbox.recv() => match event {
+                                Some(event) => open = send(&mut sender, &event).await.is_ok(),
+                                None => open = false,
+                            },
+                        }
+                    }
+                    open
+                };
+                waiters.release(&key, notify);
+                if !open || *shutdown.borrow() {
+                    break;
+                }
+            }
+            let _ = sender.close().await;
+        };
+        tokio::select! {
+            _ = reading => {}
+            _ = writing => {}
+        }
+    }
+
+    /// Commits the device's cursor from a client frame; answers the committed cursor.
+    async fn commit(&self, frame: &str) -> Result<String, ApiError> {
+        let Some(device) = &self.device else {
+            return Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                "this stream has no device; open it with ?device=<name> to commit cursors",
+            ));
+        };
+        let commit: StreamCommit = serde_json::from_str(frame).map_err(|e| {
+            ApiError::new(
+                ErrorCode::InvalidRequest,
+                format!("expected {{\"commit\": \"<cursor>\"}}: {e}"),
+            )
+        })?;
+        let node = &self.node;
+        if node.group.is_leader() {
+            let topic_id = node.group.state.read().topics.get(&self.topic)?.id;
+            let position = decode_cursor(topic_id, &commit.commit).map_err(|e| e.0)?;
+            node.propose(Command::CommitCursor {
+                topic: self.topic.clone(),
+                subscription: self.sub.clone(),
+                device: device.clone(),
+                position,
+            })
+            .await?;
+            return Ok(commit.commit);
+        }
+        let Some((_, leader)) = node.group.leader() else {
+            return Err(ApiError::new(
+                ErrorCode::Unavailable,
+                "no leader yet (an election is under way); commit again shortly",
+            ));
+        };
+        let path = format!(
+            "/v1/topics/{}/subscriptions/{}/cursors/{device}",
+            self.topic, self.sub
+        );
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        let body = serde_json::to_vec(&sluice_client::CursorPosition {
+            cursor: commit.commit.clone(),
+        })
+        .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
+        let answer = forward::send(node, &leader, Method::PUT, &path, &headers, body.into()).await;
+        if answer.status().is_success() {
+            return Ok(commit.commit);
+        }
+        let bytes = axum::body::to_bytes(answer.into_body(), 1 << 16)
+            .await
+            .unwrap_or_default();
+        Err(serde_json::from_slice::<ErrorBody>(&bytes)
+            .map(|b| b.error)
+            .unwrap_or_else(|_| {
+                ApiError::new(
+                    ErrorCode::Unavailable,
+                    "the leader did not take the commit; retry",
+                )
+            }))
+    }
+}
+
+async fn send(
+    sender: &mut futures::stream::SplitSink<WebSocket, Message>,
+    event: &StreamEvent,
+) -> Result<(), axum::Error> {
+    let text = serde_json::to_string(event).unwrap_or_default();
+    sender.send(Message::Text(text.into())).await
+}
