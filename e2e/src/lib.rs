@@ -8,6 +8,7 @@
 pub mod bench;
 pub mod checker;
 pub mod cluster;
+pub mod sink;
 pub mod workload;
 
 pub use cluster::Cluster;

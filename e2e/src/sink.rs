@@ -1,0 +1,140 @@
+//! A real HTTP endpoint on loopback that records the pushes a broker makes to it, and
+//! fails them on demand, for the topic tests and the fan-out benchmark.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use anyhow::Result;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+
+/// One request the sink received.
+#[derive(Debug, Clone)]
+pub struct Push {
+    /// The last path segment of the URL it was POSTed to (one per subscription).
+    pub endpoint: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    pub at: Instant,
+    /// The status the sink answered.
+    pub status: u16,
+}
+
+impl Push {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    pushes: Vec<Push>,
+    /// Per endpoint: how many more requests to fail with 500 (`u32::MAX`: all of them).
+    failing: HashMap<String, u32>,
+}
+
+/// The sink; cheap to clone.
+#[derive(Clone, Default)]
+pub struct Sink {
+    inner: Arc<Mutex<Inner>>,
+    arrived: Arc<Notify>,
+}
+
+fn lock(m: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Sink {
+    /// Serves on a free loopback port; returns the sink and its base URL (add
+    /// `/<endpoint>`).
+    pub async fn start() -> Result<(Self, String)> {
+        let sink = Self::default();
+        let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+        let base = format!("http://{}", listener.local_addr()?);
+        let router = Router::new()
+            .route("/{endpoint}", post(receive))
+            .with_state(sink.clone());
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        Ok((sink, base))
+    }
+
+    /// Answers the next `count` requests to `endpoint` with 500 (`u32::MAX`: until told
+    /// otherwise).
+    pub fn fail(&self, endpoint: &str, count: u32) {
+        lock(&self.inner)
+            .failing
+            .insert(endpoint.to_string(), count);
+    }
+
+    /// Every request so far.
+    pub fn pushes(&self) -> Vec<Push> {
+        lock(&self.inner).pushes.clone()
+    }
+
+    /// Requests to `endpoint` answered 2xx.
+    pub fn delivered(&self, endpoint: &str) -> Vec<Push> {
+        lock(&self.inner)
+            .pushes
+            .iter()
+            .filter(|p| p.endpoint == endpoint && p.status < 300)
+            .cloned()
+            .collect()
+    }
+
+    /// Waits until `done` holds for the requests so far, or `timeout` passes.
+    pub async fn wait_for(
+        &self,
+        timeout: std::time::Duration,
+        done: impl Fn(&[Push]) -> bool,
+    ) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let arrived = self.arrived.notified();
+            tokio::pin!(arrived);
+            arrived.as_mut().enable();
+            if done(&lock(&self.inner).pushes) {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, arrived).await.is_err() {
+                return done(&lock(&self.inner).pushes);
+            }
+        }
+    }
+}
+
+async fn receive(
+    State(sink): State<Sink>,
+    Path(endpoint): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
+    let status = {
+        let mut inner = lock(&sink.inner);
+        let status = match inner.failing.get_mut(&endpoint) {
+            Some(0) | None => StatusCode::OK,
+            Some(left) => {
+                if *left != u32::MAX {
+                    *left -= 1;
+                }
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        };
+        inner.pushes.push(Push {
+            endpoint,
+            headers,
+            body,
+            at: Instant::now(),
+            status: status.as_u16(),
+        });
+        status
+    };
+    sink.arrived.notify_waiters();
+    status
+}
