@@ -1,7 +1,7 @@
 //! A real HTTP endpoint on loopback that records the pushes a broker makes to it, and
 //! fails them on demand, for the topic tests and the fan-out benchmark.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
@@ -38,6 +38,10 @@ struct Inner {
     pushes: Vec<Push>,
     /// Per endpoint: how many more requests to fail with 500 (`u32::MAX`: all of them).
     failing: HashMap<String, u32>,
+    /// Endpoints whose requests are held unanswered until released.
+    held: HashSet<String>,
+    /// Per endpoint: requests being held now.
+    waiting: HashMap<String, u32>,
 }
 
 /// The sink; cheap to clone.
@@ -45,6 +49,7 @@ struct Inner {
 pub struct Sink {
     inner: Arc<Mutex<Inner>>,
     arrived: Arc<Notify>,
+    released: Arc<Notify>,
 }
 
 fn lock(m: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
@@ -73,7 +78,26 @@ impl Sink {
             .insert(endpoint.to_string(), count);
     }
 
-    /// Every request so far.
+    /// Holds requests to `endpoint` unanswered (a hung endpoint) until [`Sink::release`].
+    pub fn hold(&self, endpoint: &str) {
+        lock(&self.inner).held.insert(endpoint.to_string());
+    }
+
+    pub fn release(&self, endpoint: &str) {
+        lock(&self.inner).held.remove(endpoint);
+        self.released.notify_waiters();
+    }
+
+    /// Requests to `endpoint` being held now.
+    pub fn waiting(&self, endpoint: &str) -> u32 {
+        lock(&self.inner)
+            .waiting
+            .get(endpoint)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Every answered request so far.
     pub fn pushes(&self) -> Vec<Push> {
         lock(&self.inner).pushes.clone()
     }
@@ -88,22 +112,39 @@ impl Sink {
             .collect()
     }
 
-    /// Waits until `done` holds for the requests so far, or `timeout` passes.
+    /// Waits until `done` holds for the requests answered so far, or `timeout` passes.
     pub async fn wait_for(
         &self,
         timeout: std::time::Duration,
         done: impl Fn(&[Push]) -> bool,
     ) -> bool {
+        self.wait(timeout, |inner| done(&inner.pushes)).await
+    }
+
+    /// Waits until `count` requests to `endpoint` are being held, or `timeout` passes.
+    pub async fn wait_held(
+        &self,
+        timeout: std::time::Duration,
+        endpoint: &str,
+        count: u32,
+    ) -> bool {
+        self.wait(timeout, |inner| {
+            inner.waiting.get(endpoint).copied().unwrap_or(0) >= count
+        })
+        .await
+    }
+
+    async fn wait(&self, timeout: std::time::Duration, done: impl Fn(&Inner) -> bool) -> bool {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let arrived = self.arrived.notified();
             tokio::pin!(arrived);
             arrived.as_mut().enable();
-            if done(&lock(&self.inner).pushes) {
+            if done(&lock(&self.inner)) {
                 return true;
             }
             if tokio::time::timeout_at(deadline, arrived).await.is_err() {
-                return done(&lock(&self.inner).pushes);
+                return done(&lock(&self.inner));
             }
         }
     }
@@ -115,6 +156,27 @@ async fn receive(
     headers: HeaderMap,
     body: Bytes,
 ) -> StatusCode {
+    let mut counted = false;
+    loop {
+        let released = sink.released.notified();
+        tokio::pin!(released);
+        released.as_mut().enable();
+        {
+            let mut inner = lock(&sink.inner);
+            if !inner.held.contains(&endpoint) {
+                if counted {
+                    *inner.waiting.entry(endpoint.clone()).or_default() -= 1;
+                }
+                break;
+            }
+            if !counted {
+                counted = true;
+                *inner.waiting.entry(endpoint.clone()).or_default() += 1;
+            }
+        }
+        sink.arrived.notify_waiters();
+        released.await;
+    }
     let status = {
         let mut inner = lock(&sink.inner);
         let status = match inner.failing.get_mut(&endpoint) {

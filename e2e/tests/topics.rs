@@ -628,6 +628,54 @@ async fn http_push_is_signed_retried_and_dead_lettered() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_endpoint_delays_no_other_subscription_and_gets_at_most_max_in_flight() {
+    let (_dir, b) = broker("topics-isolation", &[]).await;
+    let c = &b.client;
+    let (sink, base) = Sink::start().await.expect("sink");
+    c.put_topic("ticks", &TopicAttributesUpdate::default())
+        .await
+        .expect("topic");
+    sink.hold("hung");
+    let mut hung = SubscriptionSpec::new(http(format!("{base}/hung")));
+    hung.max_in_flight = Some(3);
+    c.put_subscription("ticks", "hung", &hung)
+        .await
+        .expect("hung");
+    c.put_subscription(
+        "ticks",
+        "healthy",
+        &SubscriptionSpec::new(http(format!("{base}/healthy"))),
+    )
+    .await
+    .expect("healthy");
+    for i in 0..10 {
+        c.publish("ticks", &PublishMessage::text(format!("tick {i}")))
+            .await
+            .expect("publish");
+    }
+    // Every message reaches the healthy endpoint while the hung one holds its requests.
+    let healthy_done = sink
+        .wait_for(Duration::from_secs(30), |p| {
+            p.iter().filter(|p| p.endpoint == "healthy").count() == 10
+        })
+        .await;
+    assert!(healthy_done, "{:?}", sink.pushes());
+    assert!(sink.wait_held(Duration::from_secs(10), "hung", 3).await);
+    assert_eq!(sink.waiting("hung"), 3, "no more than maxInFlight at once");
+    assert!(sink.delivered("hung").is_empty());
+    sink.release("hung");
+    let hung_done = sink
+        .wait_for(Duration::from_secs(30), |p| {
+            p.iter()
+                .filter(|p| p.endpoint == "hung" && p.status == 200)
+                .count()
+                == 10
+        })
+        .await;
+    assert!(hung_done, "{:?}", sink.pushes());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pull_and_websocket_read_the_timeline_with_device_cursors() {
     let (_dir, b) = broker("topics-stream", &[]).await;
     let c = &b.client;
