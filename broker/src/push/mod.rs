@@ -9,7 +9,7 @@
 
 pub mod deliver;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,6 +34,9 @@ const SCAN_MAX: u64 = 4_096;
 const IDLE_MAX: Duration = Duration::from_secs(1);
 /// Pause before trying a report again that could not be replicated.
 const REPORT_RETRY: Duration = Duration::from_millis(200);
+/// Outcomes a round gathers at most before it ends with a report (more while a backlog
+/// drains means fewer proposals; fewer means less delivered again after a failover).
+const REPORT_EVERY_MIN: usize = 256;
 
 /// A subscription by name: (topic, subscription).
 type SubscriptionKey = (String, String);
@@ -131,7 +134,15 @@ impl Round {
 }
 
 /// Plans a round from the replicated state; `None` when the subscription is gone.
-fn plan(node: &Node, topic: &str, sub: &str) -> Option<(u64, Round)> {
+///
+/// `reporting` is the report still being replicated: the round starts after the
+/// positions it covers and leaves alone the retries it settles.
+fn plan(
+    node: &Node,
+    topic: &str,
+    sub: &str,
+    reporting: Option<&Reporting>,
+) -> Option<(u64, Round)> {
     let state = node.group.state.read();
     let t = state.topics.get(topic).ok()?;
     let s = t.subscriptions.get(sub)?;
@@ -140,7 +151,7 @@ fn plan(node: &Node, topic: &str, sub: &str) -> Option<(u64, Round)> {
     let retries: Vec<Delivery> = s
         .retries
         .iter()
-        .filter(|(_, (_, due))| *due <= now)
+        .filter(|(seq, (_, due))| *due <= now && !reporting.is_some_and(|r| r.settles(**seq)))
         .take(slots)
         .filter_map(|(&seq, &(made, _))| {
             t.timeline.get(seq).map(|loc| Delivery {
@@ -156,13 +167,14 @@ fn plan(node: &Node, topic: &str, sub: &str) -> Option<(u64, Round)> {
         .map(|(_, due)| *due)
         .filter(|due| *due > now)
         .min();
-    let start = s.next.max(t.timeline.base());
+    let next = reporting.map_or(s.next, |r| r.advance_to.max(s.next));
+    let start = next.max(t.timeline.base());
     let scan_end = t.timeline.next_seq().min(start + SCAN_MAX);
     let fresh = (start..scan_end)
         .filter_map(|seq| t.timeline.get(seq).map(|loc| (seq, loc)))
         .collect();
     Some((
-        s.next,
+        next,
         Round {
             topic_id: t.id,
             config: s.config.clone(),
@@ -174,18 +186,44 @@ fn plan(node: &Node, topic: &str, sub: &str) -> Option<(u64, Round)> {
     ))
 }
 
+/// A report being replicated while the next round delivers.
+struct Reporting {
+    advance_to: u64,
+    settled: HashSet<u64>,
+    replicated: JoinHandle<bool>,
+}
+
+impl Reporting {
+    fn settles(&self, seq: u64) -> bool {
+        self.settled.contains(&seq)
+    }
+}
+
 /// Delivers one subscription's messages until it is deleted or the worker is aborted.
+///
+/// A round's report is replicated while the next round delivers, so the fsync of a
+/// report never stalls deliveries; at most one report is in flight, in order.
 async fn run_worker(pusher: Arc<Pusher>, topic: String, sub: String) {
     let node = &pusher.node;
     let waiters = node.group.state.waiters();
     let wake_key = format!("topic/{topic}");
+    let mut reporting: Option<Reporting> = None;
     loop {
+        // A replicated report's retries are in the state now, due or not.
+        if reporting
+            .as_ref()
+            .is_some_and(|r| r.replicated.is_finished())
+            && let Some(done) = reporting.take()
+            && !done.replicated.await.unwrap_or(false)
+        {
+            return;
+        }
         let notify = waiters.get(&wake_key);
         let planned = {
             let notified = notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let planned = plan(node, &topic, &sub);
+            let planned = plan(node, &topic, &sub, reporting.as_ref());
             if let Some((next, round)) = &planned
                 && round.is_idle(*next)
             {
@@ -207,9 +245,28 @@ async fn run_worker(pusher: Arc<Pusher>, topic: String, sub: String) {
         let Some(planned) = planned else { continue };
         let Some((_, round)) = planned else { return };
         let report = run_round(&pusher, &topic, &sub, round).await;
-        if !send_report(node, &topic, &sub, report).await {
+        if let Some(previous) = reporting.take()
+            && !previous.replicated.await.unwrap_or(false)
+        {
             return;
         }
+        let settled = report
+            .delivered
+            .iter()
+            .chain(&report.failed)
+            .copied()
+            .collect();
+        let advance_to = report.advance_to;
+        let replicated = tokio::spawn({
+            let node = node.clone();
+            let (topic, sub) = (topic.clone(), sub.clone());
+            async move { send_report(&node, &topic, &sub, report).await }
+        });
+        reporting = Some(Reporting {
+            advance_to,
+            settled,
+            replicated,
+        });
     }
 }
 
@@ -288,7 +345,8 @@ async fn run_round(pusher: &Pusher, topic: &str, sub: &str, round: Round) -> Del
             }
         }
         // Report in bounded pieces so progress is replicated while a backlog drains.
-        if report.delivered.len() + report.failed.len() >= slots * 4 && fresh.peek().is_some() {
+        let report_every = (slots * 4).max(REPORT_EVERY_MIN);
+        if report.delivered.len() + report.failed.len() >= report_every && fresh.peek().is_some() {
             while let Some((seq, outcome)) = in_flight.next().await {
                 match outcome {
                     Ok(()) => report.delivered.push(seq),
