@@ -12,7 +12,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use hdrhistogram::Histogram;
 use serde::Serialize;
-use sluice_client::{Client, QueueAttributesUpdate, ReceiveRequest, SendMessage};
+use sluice_client::{
+    Client, Endpoint, PublishMessage, QueueAttributesUpdate, ReceiveRequest, SendMessage,
+    SubscriptionSpec, TopicAttributesUpdate,
+};
 use tokio::sync::{Mutex, oneshot};
 
 /// What runs the workload.
@@ -37,6 +40,10 @@ pub enum Workload {
     Idle,
     /// Three nodes: SIGKILL the leader `--kills` times and time until a send succeeds.
     Failover,
+    /// Publish batches to a topic with `--subscriptions` HTTP subscriptions, delivered
+    /// to an endpoint in this process: publish throughput and publish-to-delivery
+    /// latency.
+    Fanout,
 }
 
 /// One run's parameters.
@@ -228,7 +235,7 @@ pub async fn run_sluice(
                     }
                 };
                 match config.workload {
-                    Workload::Send | Workload::Idle | Workload::Failover => {
+                    Workload::Send | Workload::Idle | Workload::Failover | Workload::Fanout => {
                         tally.record(started, sent).await
                     }
                     Workload::Cycle => {
@@ -364,6 +371,234 @@ async fn finish(
         messages,
         seconds: secs,
     })
+}
+
+/// What the `fanout` workload measured.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FanoutResult {
+    pub replicas: u32,
+    pub subscriptions: usize,
+    pub max_in_flight: u32,
+    pub size: usize,
+    pub batch: usize,
+    pub concurrency: usize,
+    pub published_per_sec: f64,
+    pub publish_p99_ms: f64,
+    /// Deliveries per second, from the first publish until the last delivery.
+    pub deliveries_per_sec: f64,
+    /// Publish (request start) to delivery (endpoint reached).
+    pub delivery_p50_ms: f64,
+    pub delivery_p99_ms: f64,
+    pub delivery_p999_ms: f64,
+    pub delivered: u64,
+    pub expected: u64,
+    /// Server and client (publishers and the endpoint) CPU over the publishing time.
+    pub server_cores: Option<f64>,
+    pub client_cores: f64,
+    pub seconds: f64,
+}
+
+/// Marks where a fan-out body says when it was published (µs since the run began).
+const PUBLISHED_MARK: &[u8] = b"@t=";
+
+/// When a fan-out delivery's message was published, read from its body (in any format).
+fn published_at(body: &[u8]) -> Option<u64> {
+    let at = body
+        .windows(PUBLISHED_MARK.len())
+        .position(|w| w == PUBLISHED_MARK)?
+        + PUBLISHED_MARK.len();
+    let digits = body[at..].iter().take_while(|b| b.is_ascii_digit()).count();
+    std::str::from_utf8(&body[at..at + digits])
+        .ok()?
+        .parse()
+        .ok()
+}
+
+/// The `fanout` workload: publishers at the configured concurrency and rate, and
+/// `subscriptions` HTTP subscriptions to an endpoint served by this process, which
+/// records when each delivery arrives. After the publishing time, waits (up to a
+/// minute) for the deliveries still under way.
+pub async fn run_fanout(
+    config: &RunConfig,
+    client: &Client,
+    server_pids: &[u32],
+    subscriptions: usize,
+    max_in_flight: u32,
+) -> Result<FanoutResult> {
+    let began = Instant::now();
+    let delivery = Arc::new(std::sync::Mutex::new(
+        Histogram::<u64>::new_with_bounds(1, 600_000_000, 3).context("histogram")?,
+    ));
+    let delivered = Arc::new(AtomicU64::new(0));
+    let last_delivery = Arc::new(AtomicU64::new(0));
+    let observer: crate::sink::Observer = {
+        let (delivery, delivered, last) =
+            (delivery.clone(), delivered.clone(), last_delivery.clone());
+        Arc::new(move |_endpoint: &str, body: &[u8]| {
+            let now = began.elapsed().as_micros() as u64;
+            if let Some(published) = published_at(body) {
+                let mut h = delivery.lock().unwrap_or_else(|p| p.into_inner());
+                h.saturating_record(now.saturating_sub(published).max(1));
+            }
+            delivered.fetch_add(1, Ordering::Relaxed);
+            last.fetch_max(now, Ordering::Relaxed);
+        })
+    };
+    let (_sink, base) = crate::sink::Sink::start_observed(observer).await?;
+    let topic = "fanout-bench";
+    client
+        .put_topic(
+            topic,
+            &TopicAttributesUpdate {
+                max_message_bytes: Some(1 << 20),
+                retention_seconds: Some(600),
+                ..Default::default()
+            },
+        )
+        .await
+        .context("creating the benchmark topic")?;
+    for i in 0..subscriptions {
+        let mut spec = SubscriptionSpec::new(Endpoint::Http {
+            url: format!("{base}/s{i}"),
+        });
+        spec.max_in_flight = Some(max_in_flight);
+        client
+            .put_subscription(topic, &format!("s{i}"), &spec)
+            .await
+            .context("creating a subscription")?;
+    }
+    // One message through every subscription first: the leader starts a subscription's
+    // worker within a supervision period, which is not what this measures.
+    client
+        .publish(topic, &PublishMessage::text("warm-up"))
+        .await
+        .context("publishing the warm-up message")?;
+    let warm_until = Instant::now() + Duration::from_secs(10);
+    while delivered.load(Ordering::Relaxed) < subscriptions as u64 {
+        if Instant::now() > warm_until {
+            bail!("the warm-up message did not reach every subscription within 10s");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    delivered.store(0, Ordering::Relaxed);
+    let publishing_from = began.elapsed().as_micros() as u64;
+    let tally = Arc::new(Tally::new());
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for worker in 0..config.concurrency {
+        let (client, tally, stop, config) =
+            (client.clone(), tally.clone(), stop.clone(), config.clone());
+        workers.push(tokio::spawn(async move {
+            let mut pacer = Pacer::new(config.rate, worker, config.concurrency, config.batch);
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                pacer.wait().await;
+                let started = Instant::now();
+                let stamp = format!("@t={};", began.elapsed().as_micros());
+                let batch: Vec<PublishMessage> = (0..config.batch)
+                    .map(|_| {
+                        n += 1;
+                        let mut text = stamp.clone();
+                        text.push_str(&body(
+                            config.size.saturating_sub(stamp.len()).max(1),
+                            worker,
+                            n,
+                        ));
+                        PublishMessage::text(text)
+                    })
+                    .collect();
+                match client.publish_batch(topic, &batch).await {
+                    Ok(results) => {
+                        let ok = results.iter().filter(|r| r.is_ok()).count() as u64;
+                        tally.record(started, ok).await;
+                    }
+                    Err(_) => {
+                        tally.errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }));
+    }
+    let (elapsed, server_cpu, client_cpu) =
+        measure(config, &tally, &stop, server_pids, workers).await?;
+    let published = tally.messages.load(Ordering::Relaxed);
+    let expected = published * subscriptions as u64;
+    let drain_until = Instant::now() + Duration::from_secs(60);
+    while delivered.load(Ordering::Relaxed) < expected && Instant::now() < drain_until {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let publish = tally.latency.lock().await;
+    let h = delivery.lock().unwrap_or_else(|p| p.into_inner());
+    let ms = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+    let delivering_secs = last_delivery
+        .load(Ordering::Relaxed)
+        .saturating_sub(publishing_from) as f64
+        / 1e6;
+    let secs = elapsed.as_secs_f64();
+    Ok(FanoutResult {
+        replicas: config.replicas,
+        subscriptions,
+        max_in_flight,
+        size: config.size,
+        batch: config.batch,
+        concurrency: config.concurrency,
+        published_per_sec: published as f64 / secs,
+        publish_p99_ms: ms(&publish, 0.99),
+        deliveries_per_sec: delivered.load(Ordering::Relaxed) as f64 / delivering_secs.max(1e-3),
+        delivery_p50_ms: ms(&h, 0.5),
+        delivery_p99_ms: ms(&h, 0.99),
+        delivery_p999_ms: ms(&h, 0.999),
+        delivered: delivered.load(Ordering::Relaxed),
+        expected,
+        server_cores: server_cpu.map(|c| c.as_secs_f64() / secs),
+        client_cores: client_cpu.as_secs_f64() / secs,
+        seconds: secs,
+    })
+}
+
+/// The physical limit of push delivery on this machine: `posts_in_flight` loops POSTing
+/// `size`-byte bodies straight to the same kind of endpoint, with the HTTP client the
+/// broker pushes with; no broker, no log, no Raft. Deliveries per second and the cores of
+/// this process (both ends).
+pub async fn run_bare_push(
+    posts_in_flight: usize,
+    size: usize,
+    duration: Duration,
+) -> Result<(f64, f64)> {
+    let delivered = Arc::new(AtomicU64::new(0));
+    let observer: crate::sink::Observer = {
+        let delivered = delivered.clone();
+        Arc::new(move |_endpoint: &str, _body: &[u8]| {
+            delivered.fetch_add(1, Ordering::Relaxed);
+        })
+    };
+    let (_sink, base) = crate::sink::Sink::start_observed(observer).await?;
+    let http = reqwest::Client::builder().no_proxy().build()?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let body = bytes::Bytes::from(body(size, 0, 0));
+    let cpu_before = cpu_time(None).unwrap_or_default();
+    let started = Instant::now();
+    let loops: Vec<_> = (0..posts_in_flight.max(1))
+        .map(|i| {
+            let (http, stop, body) = (http.clone(), stop.clone(), body.clone());
+            let url = format!("{base}/bare{i}");
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let _ = http.post(&url).body(body.clone()).send().await;
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(duration).await;
+    stop.store(true, Ordering::Relaxed);
+    let secs = started.elapsed().as_secs_f64();
+    let count = delivered.load(Ordering::Relaxed);
+    let cores = (cpu_time(None).unwrap_or_default() - cpu_before).as_secs_f64() / secs;
+    for l in loops {
+        let _ = l.await;
+    }
+    Ok((count as f64 / secs, cores))
 }
 
 /// A group-commit writer: appends what concurrent writers hand it, one fdatasync per

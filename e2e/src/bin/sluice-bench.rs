@@ -8,7 +8,8 @@ use anyhow::{Result, bail};
 use clap::Parser;
 use sluice_client::Client;
 use sluice_e2e::bench::{
-    RunConfig, RunResult, System, TABLE_HEADER, Workload, run_disk, run_idle, run_sluice, table_row,
+    RunConfig, RunResult, System, TABLE_HEADER, Workload, run_bare_push, run_disk, run_fanout,
+    run_idle, run_sluice, table_row,
 };
 use sluice_e2e::{Broker, BrokerOptions, Cluster};
 
@@ -59,6 +60,12 @@ struct Args {
     /// Leader kills of the `failover` workload.
     #[arg(long, default_value_t = 5)]
     kills: usize,
+    /// HTTP subscriptions of the `fanout` workload.
+    #[arg(long, default_value_t = 10)]
+    subscriptions: usize,
+    /// Deliveries in flight per subscription (`fanout`).
+    #[arg(long, default_value_t = sluice_client::limits::MAX_IN_FLIGHT_DEFAULT)]
+    max_in_flight: u32,
 }
 
 #[tokio::main]
@@ -84,6 +91,9 @@ async fn main() -> Result<()> {
     }
     if args.workload == Workload::Failover {
         return failover(&args, scratch.path()).await;
+    }
+    if args.workload == Workload::Fanout {
+        return fanout(&args, scratch.path()).await;
     }
     let mut results: Vec<RunResult> = Vec::new();
     for system in &args.system {
@@ -195,6 +205,103 @@ async fn idle(args: &Args, dir: &std::path::Path) -> Result<()> {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    if args.json {
+        println!("{}", serde_json::to_string(&result)?);
+    }
+    Ok(())
+}
+
+/// The `fanout` workload, after the disk's limit for the same publishes when `--system
+/// disk` is listed.
+async fn fanout(args: &Args, dir: &std::path::Path) -> Result<()> {
+    let config = |system| RunConfig {
+        system,
+        replicas: args.replicas,
+        workload: Workload::Fanout,
+        size: args.size,
+        batch: args.batch,
+        concurrency: args.concurrency,
+        duration: Duration::from_secs(args.duration),
+        rate: args.rate,
+        progress: !args.json,
+    };
+    let disk = if args.system.contains(&System::Disk) {
+        eprintln!("measuring the disk for {}s ...", args.duration);
+        Some(run_disk(&config(System::Disk), dir).await?)
+    } else {
+        None
+    };
+    let posts_in_flight = args.subscriptions * args.max_in_flight.max(1) as usize;
+    eprintln!(
+        "measuring bare HTTP pushes ({posts_in_flight} in flight) for {}s ...",
+        args.duration
+    );
+    let (bare_per_sec, bare_cores) = run_bare_push(
+        posts_in_flight,
+        args.size,
+        Duration::from_secs(args.duration),
+    )
+    .await?;
+    eprintln!(
+        "publishing to {} subscriptions on {} node(s) for {}s ...",
+        args.subscriptions, args.replicas, args.duration
+    );
+    let run = |client: Client, pids: Vec<u32>| async move {
+        run_fanout(
+            &config(System::Sluice),
+            &client,
+            &pids,
+            args.subscriptions,
+            args.max_in_flight,
+        )
+        .await
+    };
+    let result = if args.replicas == 1 {
+        let broker = Broker::start(BrokerOptions::single(dir)?).await?;
+        let pids: Vec<u32> = broker.pid().into_iter().collect();
+        run(broker.client.clone(), pids).await?
+    } else {
+        let cluster = Cluster::start(dir, 3).await?;
+        let leader = cluster.leader(Duration::from_secs(30)).await?;
+        let pids: Vec<u32> = cluster.nodes.iter().filter_map(Broker::pid).collect();
+        run(cluster.client(leader), pids).await?
+    };
+    println!(
+        "| replicas | subs | in flight | published msg/s | publish p99 ms | deliveries/s | delivered/expected | delivery p50 ms | p99 ms | p99.9 ms | server cores | client cores |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!(
+        "| {} | {} | {} | {:.0} | {:.2} | {:.0} | {}/{} | {:.2} | {:.2} | {:.2} | {} | {:.2} |",
+        result.replicas,
+        result.subscriptions,
+        result.max_in_flight,
+        result.published_per_sec,
+        result.publish_p99_ms,
+        result.deliveries_per_sec,
+        result.delivered,
+        result.expected,
+        result.delivery_p50_ms,
+        result.delivery_p99_ms,
+        result.delivery_p999_ms,
+        result
+            .server_cores
+            .map(|c| format!("{c:.2}"))
+            .unwrap_or_else(|| "-".into()),
+        result.client_cores,
+    );
+    println!(
+        "bare HTTP pushes: {bare_per_sec:.0}/s using {bare_cores:.2} cores; deliveries/bare: {:.2}",
+        result.deliveries_per_sec / bare_per_sec
+    );
+    if let Some(disk) = &disk {
+        println!("{TABLE_HEADER}");
+        println!("{}", table_row(disk));
+        println!(
+            "published/disk: {:.2}; deliveries/disk: {:.2}",
+            result.published_per_sec / disk.msgs_per_sec,
+            result.deliveries_per_sec / disk.msgs_per_sec
+        );
+    }
     if args.json {
         println!("{}", serde_json::to_string(&result)?);
     }
