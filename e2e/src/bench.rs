@@ -377,19 +377,27 @@ async fn finish(
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FanoutResult {
+    pub system: System,
+    pub workload: Workload,
     pub replicas: u32,
     pub subscriptions: usize,
     pub max_in_flight: u32,
     pub size: usize,
     pub batch: usize,
     pub concurrency: usize,
+    /// Published messages per second (the contract's `msgsPerSec`).
+    #[serde(rename = "msgsPerSec")]
     pub published_per_sec: f64,
     pub publish_p99_ms: f64,
     /// Deliveries per second, from the first publish until the last delivery.
     pub deliveries_per_sec: f64,
-    /// Publish (request start) to delivery (endpoint reached).
+    /// Publish (request start) to delivery (endpoint reached): the contract's `p50Ms`,
+    /// `p99Ms` and `p999Ms` for this workload.
+    #[serde(rename = "p50Ms")]
     pub delivery_p50_ms: f64,
+    #[serde(rename = "p99Ms")]
     pub delivery_p99_ms: f64,
+    #[serde(rename = "p999Ms")]
     pub delivery_p999_ms: f64,
     pub delivered: u64,
     pub expected: u64,
@@ -537,6 +545,8 @@ pub async fn run_fanout(
         / 1e6;
     let secs = elapsed.as_secs_f64();
     Ok(FanoutResult {
+        system: config.system,
+        workload: config.workload,
         replicas: config.replicas,
         subscriptions,
         max_in_flight,
