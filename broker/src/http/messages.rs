@@ -14,7 +14,7 @@ use serde::Deserialize;
 use sluice_client::{
     AckRequest, Acked, ApiError, BatchResult, BatchResults, ErrorCode, Message, MessageQuery,
     Messages, NewReceipt, ReceiveRequest, SendMessage, SendRequest, Sent, VisibilityChange,
-    VisibilityRequest, limits,
+    VisibilityEntry, VisibilityRequest, limits,
 };
 
 use super::error::{HttpError, HttpResult};
@@ -179,10 +179,8 @@ pub async fn send(
     headers: axum::http::HeaderMap,
     Json(mut request): Json<SendRequest>,
 ) -> HttpResult<axum::response::Response> {
-    use axum::response::IntoResponse;
     check_name(&name)?;
     let key = idempotency_key(&headers)?;
-    let now = now_ms();
     let (messages, batch) = match request.messages.take() {
         Some(messages) => {
             if request.has_message_fields() {
@@ -204,9 +202,47 @@ pub async fn send(
         }
         None => (vec![request.into_message()], false),
     };
+    let results = send_messages(&node, name, key, messages).await?;
+    sent_answer(results, batch, "sending")
+}
 
-    // Check each message alone and against the queue as this node sees it; the state
-    // machine checks again, authoritatively.
+/// The answer to a send or publish: `{"results": [...]}` for a batch, else the one
+/// message's `{"id"}` or its error.
+pub fn sent_answer(
+    mut results: Vec<Result<Sent, ApiError>>,
+    batch: bool,
+    doing: &str,
+) -> HttpResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    if batch {
+        let results = results
+            .into_iter()
+            .map(|r| match r {
+                Ok(s) => BatchResult::Ok(s),
+                Err(error) => BatchResult::Error { error },
+            })
+            .collect();
+        Ok(Json(BatchResults { results }).into_response())
+    } else {
+        match results.pop() {
+            Some(Ok(s)) => Ok(Json(s).into_response()),
+            Some(Err(e)) => Err(e.into()),
+            None => Err(HttpError::internal(doing, "no result")),
+        }
+    }
+}
+
+/// Sends messages to a queue in one proposal: each is checked alone and against the
+/// queue as this node sees it (the state machine checks again, authoritatively). One
+/// result per message, in order; an error for the whole request only when the queue is
+/// missing or the proposal fails.
+pub async fn send_messages(
+    node: &Node,
+    name: String,
+    key: Option<u128>,
+    messages: Vec<SendMessage>,
+) -> HttpResult<Vec<Result<Sent, ApiError>>> {
+    let now = now_ms();
     let max_bytes = {
         let state = node.group.state.read();
         state.queues.get(&name)?.config.max_message_bytes as usize
@@ -244,10 +280,10 @@ pub async fn send(
         for slot in results.iter_mut().filter(|r| r.is_none()) {
             *slot = outcomes
                 .next()
-                .map(|o| o.map(|outcome| sent(&node, outcome)));
+                .map(|o| o.map(|outcome| sent(node, outcome)));
         }
     }
-    let mut results: Vec<Result<Sent, ApiError>> = results
+    Ok(results
         .into_iter()
         .map(|r| {
             r.unwrap_or_else(|| {
@@ -257,23 +293,7 @@ pub async fn send(
                 ))
             })
         })
-        .collect();
-    if batch {
-        let results = results
-            .into_iter()
-            .map(|r| match r {
-                Ok(s) => BatchResult::Ok(s),
-                Err(error) => BatchResult::Error { error },
-            })
-            .collect();
-        Ok(Json(BatchResults { results }).into_response())
-    } else {
-        match results.pop() {
-            Some(Ok(s)) => Ok(Json(s).into_response()),
-            Some(Err(e)) => Err(e.into()),
-            None => Err(HttpError::internal("sending", "no result")),
-        }
-    }
+        .collect())
 }
 
 /// The wire form of a message read back from the log.
@@ -577,17 +597,33 @@ pub async fn change_visibility(
     Json(request): Json<VisibilityRequest>,
 ) -> HttpResult<Json<BatchResults<NewReceipt>>> {
     check_name(&name)?;
-    check_batch_len(request.entries.len(), "entries")?;
-    let parsed = request
-        .entries
+    let results = change_visibility_of(&node, name, &request.entries, false).await?;
+    Ok(Json(BatchResults { results }))
+}
+
+/// Changes the visibility of in-flight messages. With `keep_receipt` each receipt stays
+/// valid (SQS); without, each gets a new one and the old goes stale.
+pub async fn change_visibility_of(
+    node: &Node,
+    queue: String,
+    entries: &[VisibilityEntry],
+    keep_receipt: bool,
+) -> HttpResult<Vec<BatchResult<NewReceipt>>> {
+    check_batch_len(entries.len(), "entries")?;
+    let parsed = entries
         .iter()
         .map(|e| Ok((parse_receipt(&e.receipt)?, check_visibility(e.seconds)?)))
         .collect();
-    let queue = name.clone();
-    let results = batch(
-        &node,
+    batch(
+        node,
         parsed,
-        |entries| Command::ChangeVisibility { queue, entries },
+        |entries| {
+            if keep_receipt {
+                Command::ExtendVisibility { queue, entries }
+            } else {
+                Command::ChangeVisibility { queue, entries }
+            }
+        },
         |r| match r {
             Response::Visibility(v) => Some(v),
             _ => None,
@@ -596,8 +632,7 @@ pub async fn change_visibility(
             receipt: r.encode(),
         },
     )
-    .await?;
-    Ok(Json(BatchResults { results }))
+    .await
 }
 
 /// `PUT /v1/queues/{queue}/receipts/{receipt}/visibility`.

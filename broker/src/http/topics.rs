@@ -7,13 +7,12 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::IntoResponse;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use sluice_client::{
-    ApiError, BatchResult, BatchResults, CursorPosition, DeliveryCounts, ErrorCode, ListQueues,
-    PublishRequest, PullQuery, PullResponse, Sent, Subscription, SubscriptionList,
-    SubscriptionSpec, Topic, TopicAttributesUpdate, TopicList, TopicMessage, limits, names,
+    ApiError, CursorPosition, DeliveryCounts, ErrorCode, ListQueues, PublishRequest, PullQuery,
+    PullResponse, Sent, Subscription, SubscriptionList, SubscriptionSpec, Topic,
+    TopicAttributesUpdate, TopicList, TopicMessage, limits, names,
 };
 
 use super::error::{HttpError, HttpResult};
@@ -254,26 +253,11 @@ pub async fn publish(
             });
         }
     }
-    let mut results: Vec<Result<Sent, ApiError>> = results
+    let results: Vec<Result<Sent, ApiError>> = results
         .into_iter()
         .map(|r| r.unwrap_or_else(|| Err(ApiError::new(ErrorCode::Internal, "no outcome"))))
         .collect();
-    if batch {
-        let results = results
-            .into_iter()
-            .map(|r| match r {
-                Ok(s) => BatchResult::Ok(s),
-                Err(error) => BatchResult::Error { error },
-            })
-            .collect();
-        Ok(Json(BatchResults { results }).into_response())
-    } else {
-        match results.pop() {
-            Some(Ok(s)) => Ok(Json(s).into_response()),
-            Some(Err(e)) => Err(e.into()),
-            None => Err(HttpError::internal("publishing", "no result")),
-        }
-    }
+    super::messages::sent_answer(results, batch, "publishing")
 }
 
 /// `PUT /v1/topics/{topic}/subscriptions/{sub}`: 201 when created.

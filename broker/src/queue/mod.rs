@@ -275,16 +275,19 @@ impl Queues {
         Ok(receipts.iter().map(|r| queue.ack(now, r)).collect())
     }
 
+    /// Changes the visibility of in-flight messages; `keep_receipt` leaves each receipt
+    /// valid (SQS), else each gets a new one and the old goes stale.
     pub fn change_visibility(
         &mut self,
         now: u64,
         name: &str,
         entries: &[(Receipt, u64)],
+        keep_receipt: bool,
     ) -> Result<Vec<Result<Receipt, ApiError>>, ApiError> {
         let queue = self.get_mut(name)?;
         Ok(entries
             .iter()
-            .map(|(r, ms)| queue.change_visibility(now, r, *ms))
+            .map(|(r, ms)| queue.change_visibility(now, r, *ms, keep_receipt))
             .collect())
     }
 

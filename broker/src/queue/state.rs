@@ -751,6 +751,7 @@ impl QueueState {
         now: u64,
         receipt: &Receipt,
         visibility_ms: u64,
+        keep_receipt: bool,
     ) -> Result<Receipt, ApiError> {
         self.check_receipt(receipt)?;
         self.advance(now);
@@ -773,7 +774,9 @@ impl QueueState {
         meta.stage = Stage::InFlight {
             deadline: new_deadline,
         };
-        meta.receipt_seq += 1;
+        if !keep_receipt {
+            meta.receipt_seq += 1;
+        }
         let seq = meta.receipt_seq;
         self.in_flight.remove(&(deadline, receipt.loc));
         self.in_flight.insert((new_deadline, receipt.loc));

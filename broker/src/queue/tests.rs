@@ -130,7 +130,7 @@ fn visibility_change_gives_a_new_receipt_and_zero_shows_at_once() {
     let d = f.receive(0, "q", 1, 30);
     let r2 = f
         .queues
-        .change_visibility(1, "q", &[(d[0].receipt, 60 * S)])
+        .change_visibility(1, "q", &[(d[0].receipt, 60 * S)], false)
         .expect("q")[0]
         .clone()
         .expect("changed");
@@ -146,7 +146,7 @@ fn visibility_change_gives_a_new_receipt_and_zero_shows_at_once() {
     );
     let r3 = f
         .queues
-        .change_visibility(41 * S, "q", &[(r2, 0)])
+        .change_visibility(41 * S, "q", &[(r2, 0)], false)
         .expect("q")[0]
         .clone()
         .expect("changed");
@@ -155,11 +155,33 @@ fn visibility_change_gives_a_new_receipt_and_zero_shows_at_once() {
     // r3 went stale with the new delivery.
     let err = f
         .queues
-        .change_visibility(42 * S, "q", &[(r3, 5)])
+        .change_visibility(42 * S, "q", &[(r3, 5)], false)
         .expect("q")[0]
         .clone()
         .unwrap_err();
     assert_eq!(err.code, ErrorCode::ReceiptStale);
+}
+
+#[test]
+fn a_visibility_change_that_keeps_the_receipt_leaves_it_valid() {
+    let mut f = Fixture::new();
+    f.queue("q", ConfigUpdate::default());
+    f.send(0, "q", vec![msg("a")]);
+    let d = f.receive(0, "q", 1, 30);
+    let kept = f
+        .queues
+        .change_visibility(S, "q", &[(d[0].receipt, 60 * S)], true)
+        .expect("q")[0]
+        .clone()
+        .expect("changed");
+    assert_eq!(kept, d[0].receipt, "the same receipt comes back");
+    assert!(f.receive(40 * S, "q", 1, 30).is_empty(), "extended to 61 s");
+    let acked = f.queues.ack(50 * S, "q", &[d[0].receipt]).expect("q");
+    assert!(
+        acked[0].is_ok(),
+        "the received receipt still acks: {acked:?}"
+    );
+    assert_eq!(f.counts("q").in_flight, 0);
 }
 
 #[test]
@@ -170,7 +192,7 @@ fn visibility_change_of_a_lapsed_message_is_refused() {
     let d = f.receive(0, "q", 1, 1);
     let err = f
         .queues
-        .change_visibility(2 * S, "q", &[(d[0].receipt, 10)])
+        .change_visibility(2 * S, "q", &[(d[0].receipt, 10)], false)
         .expect("q")[0]
         .clone()
         .unwrap_err();

@@ -109,6 +109,12 @@ pub enum Command {
         subscription: String,
         report: DeliveryReport,
     },
+    /// A visibility change that leaves the receipt valid, as SQS's does (a client keeps
+    /// using the handle it received). Last, so older log entries decode unchanged.
+    ExtendVisibility {
+        queue: String,
+        entries: Vec<(Receipt, u64)>,
+    },
 }
 
 impl Command {
@@ -122,6 +128,7 @@ impl Command {
             Command::Receive { .. } => "receive",
             Command::Ack { .. } => "ack",
             Command::ChangeVisibility { .. } => "change_visibility",
+            Command::ExtendVisibility { .. } => "extend_visibility",
             Command::StartRedrive { .. } => "start_redrive",
             Command::RedriveStep { .. } => "redrive_step",
             Command::CancelRedrive { .. } => "cancel_redrive",
@@ -153,7 +160,8 @@ impl Command {
                 messages.iter().map(|m| m.size() + 64).sum()
             }
             Command::Ack { receipts, .. } => receipts.len() * 32,
-            Command::ChangeVisibility { entries, .. } => entries.len() * 40,
+            Command::ChangeVisibility { entries, .. }
+            | Command::ExtendVisibility { entries, .. } => entries.len() * 40,
             _ => 64,
         }
     }

@@ -301,7 +301,10 @@ fn execute(
             .map(Response::Received),
         Command::Ack { queue, receipts } => queues.ack(now, queue, receipts).map(Response::Acked),
         Command::ChangeVisibility { queue, entries } => queues
-            .change_visibility(now, queue, entries)
+            .change_visibility(now, queue, entries, false)
+            .map(Response::Visibility),
+        Command::ExtendVisibility { queue, entries } => queues
+            .change_visibility(now, queue, entries, true)
             .map(Response::Visibility),
         Command::StartRedrive {
             queue,
@@ -372,7 +375,9 @@ enum Wake<'a> {
 
 fn wakes(command: &Command) -> Wake<'_> {
     match command {
-        Command::Send { queue, .. } | Command::ChangeVisibility { queue, .. } => Wake::Queue(queue),
+        Command::Send { queue, .. }
+        | Command::ChangeVisibility { queue, .. }
+        | Command::ExtendVisibility { queue, .. } => Wake::Queue(queue),
         Command::DeleteQueue { queue } => Wake::Queue(queue),
         // Receives may dead-letter into another queue; ticks and redrives make messages
         // visible anywhere; a publish reaches subscribed queues, pulls and push workers.
