@@ -7,6 +7,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod compat;
 pub mod config;
 pub mod http;
 pub mod metrics;
@@ -18,3 +19,4 @@ pub mod raft;
 pub mod server;
 pub mod store;
 pub mod topic;
+pub mod xml;

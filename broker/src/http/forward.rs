@@ -74,6 +74,16 @@ pub async fn send(
     headers: &HeaderMap,
     body: bytes::Bytes,
 ) -> Response {
+    // The leader serves the client API under `/api`; SQS requests go to `/`.
+    let path_and_query = path_and_query.strip_prefix("/?").map_or(
+        if path_and_query == "/" {
+            ""
+        } else {
+            path_and_query
+        }
+        .to_string(),
+        |query| format!("?{query}"),
+    );
     let mut out = node
         .http
         .request(method, format!("http://{peer_addr}/api{path_and_query}"))
@@ -81,10 +91,24 @@ pub async fn send(
         .header(FORWARDED_BY, node.node_id.to_string())
         .body(body);
     let idempotency = HeaderName::from_static(sluice_client::IDEMPOTENCY_KEY);
-    for name in [header::CONTENT_TYPE, header::ACCEPT, idempotency] {
+    let target = HeaderName::from_static("x-amz-target");
+    for name in [
+        header::CONTENT_TYPE,
+        header::ACCEPT,
+        header::AUTHORIZATION,
+        idempotency,
+        target,
+    ] {
         if let Some(value) = headers.get(&name) {
             out = out.header(name, value);
         }
+    }
+    // SQS queue URLs name the host the client addressed, not the leader's peer port.
+    if let Some(host) = headers
+        .get(crate::compat::sqs::FORWARDED_HOST)
+        .or_else(|| headers.get(header::HOST))
+    {
+        out = out.header(crate::compat::sqs::FORWARDED_HOST, host);
     }
     let answer = match out.send().await {
         Ok(a) => a,
@@ -99,7 +123,14 @@ pub async fn send(
     };
     let status = StatusCode::from_u16(answer.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
     let mut response_headers = HeaderMap::new();
-    for name in [header::CONTENT_TYPE, header::RETRY_AFTER] {
+    let sqs_headers = [
+        HeaderName::from_static("x-amzn-query-error"),
+        HeaderName::from_static("x-amzn-requestid"),
+    ];
+    for name in [header::CONTENT_TYPE, header::RETRY_AFTER]
+        .into_iter()
+        .chain(sqs_headers)
+    {
         if let Some(value) = answer.headers().get(name.as_str())
             && let Ok(value) = HeaderValue::from_bytes(value.as_bytes())
         {

@@ -18,7 +18,7 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, post, put};
+use axum::routing::{any, get, post, put};
 use sluice_client::ErrorCode;
 
 use crate::metrics::{RequestLabels, RouteLabels};
@@ -100,6 +100,11 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/cluster/members/{id}/drain", post(cluster::drain));
     Router::new()
         .nest("/v1", v1)
+        .route("/", any(crate::compat::sqs::serve))
+        .route(
+            "/{account}/{queue}",
+            any(crate::compat::sqs::serve_queue_url),
+        )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))

@@ -87,7 +87,7 @@ fn xml_notification(topic: &str, subscription: &str, message: &TopicMessage) -> 
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Notification xmlns=\"http://mns.aliyuncs.com/doc/v1/\">",
     );
     let mut field = |name: &str, value: &str| {
-        xml.push_str(&format!("<{name}>{}</{name}>", escape_xml(value)));
+        xml.push_str(&format!("<{name}>{}</{name}>", crate::xml::escape(value)));
     };
     field("TopicName", topic);
     field("SubscriptionName", subscription);
@@ -102,21 +102,6 @@ fn xml_notification(topic: &str, subscription: &str, message: &TopicMessage) -> 
     );
     xml.push_str("</Notification>");
     xml
-}
-
-fn escape_xml(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// The signature header's value for `body` sent at `time_ms`.

@@ -1,0 +1,266 @@
+//! The SQS protocols with the real clients, unchanged: the programs in `examples/sqs/`
+//! (written with boto3 as its documentation shows) run against a real broker with only
+//! the endpoint set, over the JSON protocol (current botocore) and the query protocol
+//! (botocore 1.31, from before SQS moved to JSON), and the aws CLI drives a whole flow.
+//!
+//! The older botocore lives outside the repository, where `.ci/run` installs it:
+//! `pip install --target ~/.cache/sluice/boto-query boto3==1.28.0 botocore==1.31.0`
+//! (or set `SLUICE_BOTO_QUERY` to another such directory).
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use sluice_client::{QueueAttributesUpdate, ReceiveRequest, SendMessage};
+use sluice_e2e::{Broker, BrokerOptions, Cluster, test_dir};
+
+const EXAMPLES: [&str; 4] = ["queues", "fifo", "dead_letter", "errors"];
+
+fn examples_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/sqs")
+}
+
+/// Where the query-protocol botocore is installed.
+fn query_boto() -> PathBuf {
+    std::env::var_os("SLUICE_BOTO_QUERY")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into()))
+                .join(".cache/sluice/boto-query")
+        })
+}
+
+/// A command with the AWS settings a program reads from the environment: dummy keys (the
+/// broker does not check signatures unless keys are configured) and a region.
+fn aws_command(program: &str, endpoint: &str, python_path: Option<&PathBuf>) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.env("SQS_ENDPOINT", endpoint)
+        .env("AWS_ACCESS_KEY_ID", "sluice-test")
+        .env("AWS_SECRET_ACCESS_KEY", "sluice-test-secret")
+        .env("AWS_DEFAULT_REGION", "eu-central-1")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ENDPOINT_URL");
+    if let Some(path) = python_path {
+        cmd.env("PYTHONPATH", path);
+    }
+    cmd
+}
+
+fn check(output: Output, what: &str) -> String {
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{what} failed ({}):\nstdout:\n{stdout}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+fn run_example(name: &str, endpoint: &str, python_path: Option<&PathBuf>) {
+    let script = examples_dir().join(format!("{name}.py"));
+    let output = aws_command("python3", endpoint, python_path)
+        .arg(&script)
+        .output()
+        .expect("python3 runs");
+    check(
+        output,
+        &format!("examples/sqs/{name}.py against {endpoint}"),
+    );
+}
+
+/// The protocol the botocore on `python_path` speaks to SQS.
+fn botocore_protocol(python_path: Option<&PathBuf>) -> String {
+    let output = aws_command("python3", "unused", python_path)
+        .args([
+            "-c",
+            "import botocore.session; print(botocore.session.get_session().get_service_model('sqs').metadata['protocol'])",
+        ])
+        .output()
+        .expect("python3 runs");
+    check(output, "asking botocore for its SQS protocol")
+        .trim()
+        .to_string()
+}
+
+#[tokio::test]
+async fn boto3_programs_run_unchanged_over_the_json_protocol() {
+    assert_eq!(botocore_protocol(None), "json", "pip install boto3");
+    let dir = test_dir("sqs-json").expect("dir");
+    let broker = Broker::start(BrokerOptions::single(dir.path()).expect("ports"))
+        .await
+        .expect("broker");
+    for name in EXAMPLES {
+        run_example(name, &broker.url(), None);
+    }
+}
+
+#[tokio::test]
+async fn older_sdks_run_the_same_programs_over_the_query_protocol() {
+    let boto = query_boto();
+    assert!(
+        boto.join("botocore").is_dir(),
+        "botocore 1.31 is not at {}; install it with: pip install --target {} boto3==1.28.0 botocore==1.31.0",
+        boto.display(),
+        boto.display()
+    );
+    assert_eq!(botocore_protocol(Some(&boto)), "query");
+    let dir = test_dir("sqs-query").expect("dir");
+    let broker = Broker::start(BrokerOptions::single(dir.path()).expect("ports"))
+        .await
+        .expect("broker");
+    for name in EXAMPLES {
+        run_example(name, &broker.url(), Some(&boto));
+    }
+}
+
+#[tokio::test]
+async fn the_aws_cli_sends_receives_and_deletes_and_v1_sees_the_same_queue() {
+    let dir = test_dir("sqs-cli").expect("dir");
+    let broker = Broker::start(BrokerOptions::single(dir.path()).expect("ports"))
+        .await
+        .expect("broker");
+    let endpoint = broker.url();
+    let aws = |args: &[&str]| -> serde_json::Value {
+        let output = aws_command("aws", &endpoint, None)
+            .args(["--endpoint-url", &endpoint, "--output", "json", "sqs"])
+            .args(args)
+            .output()
+            .expect("the aws CLI runs (pip install awscli)");
+        let stdout = check(output, &format!("aws sqs {}", args.join(" ")));
+        if stdout.trim().is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_str(&stdout).expect("the CLI prints JSON")
+        }
+    };
+    let url = aws(&[
+        "create-queue",
+        "--queue-name",
+        "cli-orders",
+        "--attributes",
+        "VisibilityTimeout=45",
+    ])["QueueUrl"]
+        .as_str()
+        .expect("a queue URL")
+        .to_string();
+    assert!(url.ends_with("/000000000000/cli-orders"), "{url}");
+
+    // The queue is the same one the v1 API sees, and a v1 send is an SQS message.
+    let queue = broker.client.get_queue("cli-orders").await.expect("v1 get");
+    assert_eq!(queue.attributes.visibility_seconds, 45);
+    let mut v1 = SendMessage::text("sent over v1");
+    v1.attributes.insert("origin".into(), "v1".into());
+    broker
+        .client
+        .send("cli-orders", &v1)
+        .await
+        .expect("v1 send");
+    aws(&[
+        "send-message",
+        "--queue-url",
+        &url,
+        "--message-body",
+        "sent by the cli",
+        "--message-attributes",
+        r#"{"origin":{"DataType":"String","StringValue":"cli"}}"#,
+    ]);
+    let got = aws(&[
+        "receive-message",
+        "--queue-url",
+        &url,
+        "--max-number-of-messages",
+        "10",
+        "--wait-time-seconds",
+        "2",
+        "--message-attribute-names",
+        "All",
+    ]);
+    let messages = got["Messages"].as_array().expect("messages");
+    let mut bodies: Vec<(&str, &str)> = messages
+        .iter()
+        .map(|m| {
+            (
+                m["Body"].as_str().expect("body"),
+                m["MessageAttributes"]["origin"]["StringValue"]
+                    .as_str()
+                    .expect("origin"),
+            )
+        })
+        .collect();
+    bodies.sort();
+    assert_eq!(
+        bodies,
+        vec![("sent by the cli", "cli"), ("sent over v1", "v1")]
+    );
+    for m in messages {
+        aws(&[
+            "delete-message",
+            "--queue-url",
+            &url,
+            "--receipt-handle",
+            m["ReceiptHandle"].as_str().expect("handle"),
+        ]);
+    }
+    let counts = broker
+        .client
+        .get_queue("cli-orders")
+        .await
+        .expect("get")
+        .counts;
+    assert_eq!((counts.visible, counts.in_flight), (0, 0), "both deleted");
+    let v1_receive = ReceiveRequest {
+        max: Some(10),
+        wait_seconds: Some(0),
+        visibility_seconds: None,
+    };
+    assert!(
+        broker
+            .client
+            .receive("cli-orders", &v1_receive)
+            .await
+            .expect("receive")
+            .is_empty()
+    );
+
+    // A failing call exits non-zero with the SQS error code.
+    let output = aws_command("aws", &endpoint, None)
+        .args([
+            "--endpoint-url",
+            &endpoint,
+            "sqs",
+            "get-queue-url",
+            "--queue-name",
+            "cli-missing",
+        ])
+        .output()
+        .expect("aws runs");
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("AWS.SimpleQueueService.NonExistentQueue"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn any_node_of_a_cluster_serves_sqs() {
+    let dir = test_dir("sqs-cluster").expect("dir");
+    let cluster = Cluster::start(dir.path(), 3).await.expect("cluster");
+    let leader = cluster
+        .leader(Duration::from_secs(10))
+        .await
+        .expect("leader");
+    let follower = (1..=3).find(|id| *id != leader).expect("a follower");
+    // Both protocols through a follower, which forwards to the leader: queue URLs name
+    // the follower the client addressed.
+    let endpoint = cluster.node(follower).url();
+    run_example("queues", &endpoint, None);
+    run_example("fifo", &endpoint, Some(&query_boto()));
+    cluster
+        .client(leader)
+        .put_queue("after", &QueueAttributesUpdate::default())
+        .await
+        .expect("v1 create on the leader");
+    run_example("errors", &endpoint, None);
+}
