@@ -52,6 +52,12 @@ pub struct BrokerConfig {
     #[arg(long, env = "SLUICE_SMTP_FROM", default_value = "sluice@localhost")]
     pub smtp_from: String,
 
+    /// A JSON file of access keys (`{"keys": [{"accessKeyId", "secretAccessKey",
+    /// "queues"}]}`); when given, SQS requests must carry an AWS Signature Version 4 by
+    /// one of them.
+    #[arg(long, env = "SLUICE_ACCESS_KEYS")]
+    pub access_keys: Option<std::path::PathBuf>,
+
     /// For tests of the test checker only: answer a send once it has a log position,
     /// before it is replicated or synced. Loses acknowledged messages on a crash.
     #[arg(long, hide = true, env = "SLUICE_UNSAFE_ACK_BEFORE_COMMIT")]

@@ -36,6 +36,8 @@ pub struct Node {
     pub http: reqwest::Client,
     /// The SMTP server email subscriptions go through, when one is configured.
     pub mailer: Option<Mailer>,
+    /// The keys AWS-protocol requests must be signed with; none: no signatures checked.
+    pub access_keys: Option<Arc<crate::compat::auth::AccessKeys>>,
     shutting_down: AtomicBool,
     shutdown: watch::Sender<bool>,
 }
@@ -46,6 +48,7 @@ impl Node {
         config: &BrokerConfig,
         metrics: Arc<Metrics>,
         mailer: Option<Mailer>,
+        access_keys: Option<Arc<crate::compat::auth::AccessKeys>>,
     ) -> Result<Arc<Self>, GroupError> {
         let node_id = config.node_id();
         // Peer connections leave from the peer address's IP, so tests can cut links
@@ -78,6 +81,7 @@ impl Node {
             metrics,
             http,
             mailer,
+            access_keys,
             shutting_down: AtomicBool::new(false),
             shutdown,
         }))

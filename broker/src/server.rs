@@ -24,6 +24,8 @@ pub enum ServeError {
     },
     #[error(transparent)]
     Mailer(#[from] MailerError),
+    #[error(transparent)]
+    AccessKeys(#[from] crate::compat::auth::KeyFileError),
     #[error("cannot open the node: {0}")]
     Open(#[from] GroupError),
     #[error("serving: {0}")]
@@ -50,7 +52,11 @@ pub async fn serve(
         Some(server) => Some(Mailer::new(server, &config.smtp_from)?),
         None => None,
     };
-    let node = Node::open(&config, metrics, mailer.clone()).await?;
+    let access_keys = match &config.access_keys {
+        Some(path) => Some(Arc::new(crate::compat::auth::AccessKeys::load(path)?)),
+        None => None,
+    };
+    let node = Node::open(&config, metrics, mailer.clone(), access_keys).await?;
     tracing::info!(
         node = node.node_id,
         listen = %config.listen,

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use sluice_client::{QueueAttributesUpdate, ReceiveRequest, SendMessage};
+use sluice_client::{ListQueues, QueueAttributesUpdate, ReceiveRequest, SendMessage};
 use sluice_e2e::{Broker, BrokerOptions, Cluster, test_dir};
 
 const EXAMPLES: [&str; 4] = ["queues", "fifo", "dead_letter", "errors"];
@@ -243,17 +243,125 @@ async fn the_aws_cli_sends_receives_and_deletes_and_v1_sees_the_same_queue() {
     );
 }
 
+/// Runs a Python snippet with boto3 signed by `key`/`secret`; its stdout, or the error.
+fn boto3_snippet(endpoint: &str, key: &str, secret: &str, code: &str) -> Result<String, String> {
+    let program = format!(
+        "import boto3, os\nsqs = boto3.client('sqs', endpoint_url=os.environ['SQS_ENDPOINT'])\n{code}"
+    );
+    let output = aws_command("python3", endpoint, None)
+        .env("AWS_ACCESS_KEY_ID", key)
+        .env("AWS_SECRET_ACCESS_KEY", secret)
+        .args(["-c", &program])
+        .output()
+        .expect("python3 runs");
+    if output.status.success() {
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&output.stderr).into_owned())
+    }
+}
+
+#[tokio::test]
+async fn signatures_are_checked_when_the_broker_has_access_keys() {
+    let dir = test_dir("sqs-auth").expect("dir");
+    let keys = dir.path().join("access-keys.json");
+    std::fs::write(
+        &keys,
+        r#"{"keys": [
+            {"accessKeyId": "sluice-test", "secretAccessKey": "sluice-test-secret", "tenant": "ops"},
+            {"accessKeyId": "team-a", "secretAccessKey": "team-a-secret", "queues": ["team-a-*"]}
+        ]}"#,
+    )
+    .expect("write keys");
+    let mut options = BrokerOptions::single(dir.path()).expect("ports");
+    options
+        .extra_args
+        .extend(["--access-keys".to_string(), keys.display().to_string()]);
+    let broker = Broker::start(options).await.expect("broker");
+    let endpoint = broker.url();
+
+    // Signed with a configured key (the one aws_command sets): both protocols work.
+    run_example("queues", &endpoint, None);
+    run_example("errors", &endpoint, Some(&query_boto()));
+
+    // A wrong secret, an unknown key, and no signature at all are refused.
+    let wrong = boto3_snippet(
+        &endpoint,
+        "sluice-test",
+        "not-the-secret",
+        "sqs.list_queues()",
+    )
+    .expect_err("a wrong secret is refused");
+    assert!(wrong.contains("SignatureDoesNotMatch"), "{wrong}");
+    let unknown = boto3_snippet(&endpoint, "nobody", "x", "sqs.list_queues()")
+        .expect_err("an unknown key is refused");
+    assert!(unknown.contains("InvalidClientTokenId"), "{unknown}");
+    let unsigned = reqwest::Client::new()
+        .post(format!("{endpoint}/"))
+        .header("X-Amz-Target", "AmazonSQS.ListQueues")
+        .header("Content-Type", "application/x-amz-json-1.0")
+        .body("{}")
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(unsigned.status(), 403);
+    assert!(
+        unsigned
+            .headers()
+            .get("x-amzn-query-error")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("MissingAuthenticationToken")),
+        "{:?}",
+        unsigned.headers()
+    );
+    // The v1 API is not behind SQS keys.
+    broker
+        .client
+        .list_queues(&ListQueues::default())
+        .await
+        .expect("v1 list");
+
+    // A key limited to some queues reaches only those, and sees only those.
+    let team = |code: &str| boto3_snippet(&endpoint, "team-a", "team-a-secret", code);
+    team("sqs.create_queue(QueueName='team-a-jobs')").expect("its own queue");
+    let denied = team("sqs.create_queue(QueueName='payroll')").expect_err("another queue");
+    assert!(denied.contains("AccessDenied"), "{denied}");
+    let denied = team(&format!(
+        "sqs.send_message(QueueUrl='{endpoint}/000000000000/example-other', MessageBody='x')"
+    ))
+    .expect_err("another queue");
+    assert!(denied.contains("AccessDenied"), "{denied}");
+    broker
+        .client
+        .put_queue("ops-only", &QueueAttributesUpdate::default())
+        .await
+        .expect("v1 create");
+    let listed = team("print(sorted(sqs.list_queues().get('QueueUrls', [])))").expect("list");
+    assert!(listed.contains("team-a-jobs"), "{listed}");
+    assert!(!listed.contains("ops-only"), "{listed}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn any_node_of_a_cluster_serves_sqs() {
     let dir = test_dir("sqs-cluster").expect("dir");
-    let cluster = Cluster::start(dir.path(), 3).await.expect("cluster");
+    // Signatures on: the follower a client reaches checks them, the leader trusts it.
+    let keys = dir.path().join("access-keys.json");
+    std::fs::write(
+        &keys,
+        r#"{"keys": [{"accessKeyId": "sluice-test", "secretAccessKey": "sluice-test-secret"}]}"#,
+    )
+    .expect("write keys");
+    let keys = keys.display().to_string();
+    let cluster = Cluster::start_with(dir.path(), 3, &["--access-keys", &keys])
+        .await
+        .expect("cluster");
     let leader = cluster
         .leader(Duration::from_secs(10))
         .await
         .expect("leader");
     let follower = (1..=3).find(|id| *id != leader).expect("a follower");
     // Both protocols through a follower, which forwards to the leader: queue URLs name
-    // the follower the client addressed.
+    // the follower the client addressed, and the signature is checked there.
     let endpoint = cluster.node(follower).url();
     run_example("queues", &endpoint, None);
     run_example("fifo", &endpoint, Some(&query_boto()));

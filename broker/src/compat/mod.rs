@@ -5,4 +5,5 @@
 //!   what current SDKs send) and the query protocol (`Action=...` forms answered in
 //!   XML, what older SDKs send), on the client port.
 
+pub mod auth;
 pub mod sqs;

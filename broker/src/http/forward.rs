@@ -96,6 +96,7 @@ pub async fn send(
         header::CONTENT_TYPE,
         header::ACCEPT,
         header::AUTHORIZATION,
+        HeaderName::from_static(crate::compat::auth::VERIFIED_KEY),
         idempotency,
         target,
     ] {

@@ -116,6 +116,10 @@ pub fn router(node: Arc<Node>) -> Router {
             node.clone(),
             forward::forward,
         ))
+        .layer(middleware::from_fn_with_state(
+            node.clone(),
+            crate::compat::sqs::authenticate,
+        ))
         .with_state(node)
 }
 

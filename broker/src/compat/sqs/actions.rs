@@ -18,6 +18,7 @@ use sluice_client::{
 
 use super::digest::{AttributeValue, md5_hex, md5_of_attributes};
 use super::error::SqsError;
+use crate::compat::auth::AccessKey;
 use crate::http::extract::{Json, Path, Query};
 use crate::http::{messages, queues, redrive};
 use crate::node::Node;
@@ -42,9 +43,37 @@ pub struct Ctx {
     /// `http://host:port` as the client addressed this broker.
     pub base_url: String,
     pub region: String,
+    /// The key that signed the request, when the broker checks signatures.
+    pub key: Option<AccessKey>,
 }
 
 impl Ctx {
+    /// Refuses a queue the request's key may not use.
+    fn allow(&self, queue: &str) -> Result<(), SqsError> {
+        match &self.key {
+            Some(key) if !key.allows_queue(queue) => Err(SqsError::access_denied(queue)),
+            _ => Ok(()),
+        }
+    }
+
+    fn allows(&self, queue: &str) -> bool {
+        self.allow(queue).is_ok()
+    }
+
+    /// The queue a `QueueUrl` names, if the key may use it.
+    fn queue(&self, url: &str) -> Result<String, SqsError> {
+        let name = queue_name(url)?;
+        self.allow(&name)?;
+        Ok(name)
+    }
+
+    /// The queue an ARN names, if the key may use it.
+    fn queue_of_arn(&self, arn: &str) -> Result<String, SqsError> {
+        let name = queue_of_arn(arn)?;
+        self.allow(&name)?;
+        Ok(name)
+    }
+
     fn queue_url(&self, name: &str) -> String {
         format!("{}/{ACCOUNT}/{name}", self.base_url)
     }
@@ -339,7 +368,11 @@ async fn create_queue(ctx: &Ctx, input: CreateQueueInput) -> Result<Value, SqsEr
             "queue tags are not supported yet by Sluice; create the queue without tags",
         ));
     }
+    ctx.allow(&name)?;
     let mut update = to_update(&input.attributes)?;
+    if let Some(Some(dlq)) = &update.dead_letter {
+        ctx.allow(&dlq.queue)?;
+    }
     let fifo_name = name.ends_with(".fifo");
     match update.fifo {
         Some(true) if !fifo_name => {
@@ -383,6 +416,7 @@ fn get_queue_url(ctx: &Ctx, input: GetQueueUrlInput) -> Result<Value, SqsError> 
     let name = input.queue_name;
     queues::check_name(&name)
         .map_err(|_| SqsError::queue_does_not_exist("The specified queue does not exist."))?;
+    ctx.allow(&name)?;
     view(ctx, &name)?;
     Ok(json!({"QueueUrl": ctx.queue_url(&name)}))
 }
@@ -414,12 +448,13 @@ async fn list_queues(ctx: &Ctx, input: ListQueuesInput) -> Result<Value, SqsErro
     )
     .await?;
     let mut out = Map::new();
-    if !page.queues.is_empty() {
-        let urls = page
-            .queues
-            .iter()
-            .map(|q| Value::String(ctx.queue_url(&q.name)))
-            .collect();
+    let urls: Vec<Value> = page
+        .queues
+        .iter()
+        .filter(|q| ctx.allows(&q.name))
+        .map(|q| Value::String(ctx.queue_url(&q.name)))
+        .collect();
+    if !urls.is_empty() {
         out.insert("QueueUrls".into(), Value::Array(urls));
     }
     if paged && let Some(next) = page.next {
@@ -509,7 +544,7 @@ struct GetQueueAttributesInput {
 }
 
 fn get_queue_attributes(ctx: &Ctx, input: GetQueueAttributesInput) -> Result<Value, SqsError> {
-    let queue = view(ctx, &queue_name(&input.queue_url)?)?;
+    let queue = view(ctx, &ctx.queue(&input.queue_url)?)?;
     for name in &input.attribute_names {
         if !QUEUE_ATTRIBUTE_NAMES.contains(&name.as_str()) {
             return Err(SqsError::invalid_attribute_name(format!(
@@ -540,9 +575,12 @@ async fn set_queue_attributes(
     ctx: &Ctx,
     input: SetQueueAttributesInput,
 ) -> Result<Value, SqsError> {
-    let name = queue_name(&input.queue_url)?;
+    let name = ctx.queue(&input.queue_url)?;
     let queue = view(ctx, &name)?;
     let update = to_update(&input.attributes)?;
+    if let Some(Some(dlq)) = &update.dead_letter {
+        ctx.allow(&dlq.queue)?;
+    }
     if update.fifo.is_some_and(|f| f != queue.attributes.fifo) {
         return Err(SqsError::invalid_attribute_name(
             "FifoQueue cannot be changed after a queue is created",
@@ -564,13 +602,13 @@ struct QueueUrlInput {
 }
 
 async fn delete_queue(ctx: &Ctx, input: QueueUrlInput) -> Result<Value, SqsError> {
-    let name = queue_name(&input.queue_url)?;
+    let name = ctx.queue(&input.queue_url)?;
     queues::delete(State(ctx.node.clone()), Path(name)).await?;
     Ok(json!({}))
 }
 
 async fn purge_queue(ctx: &Ctx, input: QueueUrlInput) -> Result<Value, SqsError> {
-    let name = queue_name(&input.queue_url)?;
+    let name = ctx.queue(&input.queue_url)?;
     queues::purge(State(ctx.node.clone()), Path(name)).await?;
     Ok(json!({}))
 }
@@ -586,7 +624,7 @@ struct ListSourcesInput {
 }
 
 fn list_dead_letter_sources(ctx: &Ctx, input: ListSourcesInput) -> Result<Value, SqsError> {
-    let name = queue_name(&input.queue_url)?;
+    let name = ctx.queue(&input.queue_url)?;
     view(ctx, &name)?;
     let limit = match input.max_results {
         Some(n) => in_range("MaxResults", n, 1, 1000)? as usize,
@@ -603,6 +641,7 @@ fn list_dead_letter_sources(ctx: &Ctx, input: ListSourcesInput) -> Result<Value,
                     .is_some_and(|d| d.queue == name)
             })
             .map(|q| q.name.clone())
+            .filter(|n| ctx.allows(n))
             .filter(|n| input.next_token.as_ref().is_none_or(|after| n > after))
             .collect()
     };
@@ -913,7 +952,7 @@ fn check_size(bytes: usize, max: u32) -> Result<(), SqsError> {
 }
 
 async fn send_message(ctx: &Ctx, input: SendInput) -> Result<Value, SqsError> {
-    let name = queue_name(&input.queue_url)?;
+    let name = ctx.queue(&input.queue_url)?;
     let (fifo, content_dedup, max) = queue_kind(ctx, &name)?;
     let prepared = prepare_send(input, fifo, content_dedup)?;
     check_size(prepared.bytes, max)?;
@@ -981,7 +1020,7 @@ struct SendBatchInput {
 }
 
 async fn send_message_batch(ctx: &Ctx, input: SendBatchInput) -> Result<Value, SqsError> {
-    let name = queue_name(&input.queue_url)?;
+    let name = ctx.queue(&input.queue_url)?;
     let ids = entry_ids(input.entries.iter().map(|e| e.id.as_deref()))?;
     let (fifo, content_dedup, max) = queue_kind(ctx, &name)?;
     let mut failed = Vec::new();
@@ -1136,7 +1175,7 @@ fn received(ctx: &Ctx, m: Message, input: &ReceiveInput) -> Value {
 }
 
 async fn receive_message(ctx: &Ctx, input: ReceiveInput) -> Result<Value, SqsError> {
-    let name = queue_name(&input.queue_url)?;
+    let name = ctx.queue(&input.queue_url)?;
     let max = input
         .max_number_of_messages
         .map(|n| in_range("MaxNumberOfMessages", n, 1, 10))
@@ -1208,7 +1247,7 @@ async fn delete_handles(
 }
 
 async fn delete_message(ctx: &Ctx, input: DeleteInput) -> Result<Value, SqsError> {
-    let name = queue_name(&input.queue_url)?;
+    let name = ctx.queue(&input.queue_url)?;
     let mut results = delete_handles(ctx, name, vec![input.receipt_handle]).await?;
     results.pop().unwrap_or(Ok(()))?;
     Ok(json!({}))
@@ -1223,7 +1262,7 @@ struct DeleteBatchInput {
 }
 
 async fn delete_message_batch(ctx: &Ctx, input: DeleteBatchInput) -> Result<Value, SqsError> {
-    let name = queue_name(&input.queue_url)?;
+    let name = ctx.queue(&input.queue_url)?;
     let ids = entry_ids(input.entries.iter().map(|e| e.id.as_deref()))?;
     let handles = input
         .entries
@@ -1300,7 +1339,7 @@ async fn extend(
 }
 
 async fn change_visibility(ctx: &Ctx, input: VisibilityInput) -> Result<Value, SqsError> {
-    let name = queue_name(&input.queue_url)?;
+    let name = ctx.queue(&input.queue_url)?;
     let mut results = extend(ctx, name, vec![input]).await?;
     results.pop().unwrap_or(Ok(()))?;
     Ok(json!({}))
@@ -1318,7 +1357,7 @@ async fn change_visibility_batch(
     ctx: &Ctx,
     input: VisibilityBatchInput,
 ) -> Result<Value, SqsError> {
-    let name = queue_name(&input.queue_url)?;
+    let name = ctx.queue(&input.queue_url)?;
     let ids = entry_ids(input.entries.iter().map(|e| e.id.as_deref()))?;
     let results = extend(ctx, name, input.entries).await?;
     Ok(batch_output(&ids, results))
@@ -1358,7 +1397,7 @@ fn parse_task_handle(handle: &str) -> Result<(String, String), SqsError> {
 }
 
 async fn start_move_task(ctx: &Ctx, input: StartMoveInput) -> Result<Value, SqsError> {
-    let queue = queue_of_arn(&input.source_arn)?;
+    let queue = ctx.queue_of_arn(&input.source_arn)?;
     if input.destination_arn.is_some() {
         return Err(SqsError::invalid_parameter(
             "Sluice moves messages back to the queues they came from; leave DestinationArn out",
@@ -1408,7 +1447,7 @@ fn move_task(ctx: &Ctx, t: &RedriveTask) -> Value {
 }
 
 async fn list_move_tasks(ctx: &Ctx, input: ListMovesInput) -> Result<Value, SqsError> {
-    let queue = queue_of_arn(&input.source_arn)?;
+    let queue = ctx.queue_of_arn(&input.source_arn)?;
     let max = match input.max_results {
         Some(n) => in_range("MaxResults", n, 1, 10)? as usize,
         None => 1,
@@ -1431,6 +1470,7 @@ struct CancelMoveInput {
 
 async fn cancel_move_task(ctx: &Ctx, input: CancelMoveInput) -> Result<Value, SqsError> {
     let (queue, id) = parse_task_handle(&input.task_handle)?;
+    ctx.allow(&queue)?;
     let Json(tasks) = redrive::list(State(ctx.node.clone()), Path(queue.clone())).await?;
     let running = tasks
         .tasks

@@ -134,6 +134,25 @@ impl SqsError {
         Self::new("MalformedInput", "MalformedQueryString", message)
     }
 
+    /// A request whose signature or key was refused.
+    pub fn auth(e: crate::compat::auth::AuthError) -> Self {
+        Self {
+            status: 403,
+            ..Self::new(e.code, e.code, e.message)
+        }
+    }
+
+    pub fn access_denied(queue: &str) -> Self {
+        Self {
+            status: 403,
+            ..Self::new(
+                "AccessDenied",
+                "AccessDenied",
+                format!("the access key that signed this request may not use the queue {queue}"),
+            )
+        }
+    }
+
     /// The SQS form of a v1 error.
     pub fn from_api(e: ApiError) -> Self {
         let message = e.message;

@@ -11,14 +11,17 @@ pub mod query;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use sluice_client::ErrorCode;
 
+use crate::compat::auth::{self, SignedRequest, VERIFIED_KEY};
 use crate::http::error::HttpError;
+use crate::http::forward::FORWARDED_BY;
 use crate::node::Node;
 use actions::Ctx;
 use error::SqsError;
@@ -57,16 +60,34 @@ async fn handle(
     url_queue: Option<String>,
 ) -> Response {
     let request_id = request_id(&node);
+    // The key `authenticate` verified; none is needed when the broker has no keys.
+    let key = match &node.access_keys {
+        None => None,
+        Some(keys) => {
+            let verified = headers
+                .get(VERIFIED_KEY)
+                .and_then(|k| k.to_str().ok())
+                .and_then(|id| keys.get(id));
+            match verified {
+                Some(key) => Some(key.clone()),
+                None => {
+                    let e = SqsError::auth(auth::AuthError {
+                        code: "MissingAuthenticationToken",
+                        message: "the request is not signed with one of this broker's access keys"
+                            .into(),
+                    });
+                    return refuse(headers, e, &request_id);
+                }
+            }
+        }
+    };
     let ctx = Ctx {
         base_url: base_url(headers),
         region: region(headers),
         node,
+        key,
     };
-    if let Some(action) = headers
-        .get("x-amz-target")
-        .and_then(|t| t.to_str().ok())
-        .and_then(|t| t.strip_prefix(TARGET_PREFIX))
-    {
+    if let Some(action) = target(headers) {
         let result =
             match serde_json::from_slice::<Value>(if body.is_empty() { b"{}" } else { body }) {
                 Ok(input) => actions::run(&ctx, action, input).await,
@@ -115,6 +136,83 @@ async fn handle(
             &request_id,
         ),
     }
+}
+
+/// The action of a JSON-protocol request.
+fn target(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get("x-amz-target")
+        .and_then(|t| t.to_str().ok())
+        .and_then(|t| t.strip_prefix(TARGET_PREFIX))
+}
+
+/// An error answer in the protocol the request used.
+fn refuse(headers: &HeaderMap, e: SqsError, request_id: &str) -> Response {
+    if target(headers).is_some() {
+        json_answer(Err(e), request_id)
+    } else {
+        xml(status(&e), query::render_error(&e, request_id), request_id)
+    }
+}
+
+/// Paths SQS requests use: `/` and queue URLs (`/{account}/{queue}`).
+fn is_sqs_path(path: &str) -> bool {
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    segments.is_empty() || (segments.len() == 2 && segments[0] != "v1")
+}
+
+/// Middleware, before any forwarding: when the broker has access keys, an SQS request
+/// must carry a valid signature by one of them, checked here where the signed host and
+/// path are the ones the client used; the key travels on with the request. A request
+/// another node forwarded was checked there.
+pub async fn authenticate(
+    State(node): State<Arc<Node>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let forwarded = request.headers().contains_key(&FORWARDED_BY);
+    if !forwarded {
+        request.headers_mut().remove(VERIFIED_KEY);
+    }
+    let Some(keys) = node.access_keys.clone() else {
+        return next.run(request).await;
+    };
+    if forwarded || !is_sqs_path(request.uri().path()) {
+        return next.run(request).await;
+    }
+    let (mut parts, body) = request.into_parts();
+    let request_id = request_id(&node);
+    let body = match axum::body::to_bytes(body, crate::http::BODY_LIMIT).await {
+        Ok(b) => b,
+        Err(e) => {
+            let e = SqsError::malformed(format!("could not read the request body: {e}"));
+            return refuse(&parts.headers, e, &request_id);
+        }
+    };
+    let host = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    let signed = SignedRequest {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        query: parts.uri.query().unwrap_or(""),
+        headers: &parts.headers,
+        body: &body,
+        host,
+    };
+    let key_id = match auth::verify(&keys, &signed, chrono::Utc::now()) {
+        Ok(key) => HeaderValue::from_str(&key.access_key_id).ok(),
+        Err(e) => {
+            tracing::debug!(code = e.code, "SQS request refused");
+            return refuse(&parts.headers, SqsError::auth(e), &request_id);
+        }
+    };
+    if let Some(id) = key_id {
+        parts.headers.insert(VERIFIED_KEY, id);
+    }
+    next.run(Request::from_parts(parts, Body::from(body))).await
 }
 
 fn status(e: &SqsError) -> StatusCode {

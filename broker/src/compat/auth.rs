@@ -1,0 +1,414 @@
+//! Access keys and AWS Signature Version 4, for the AWS protocols.
+//!
+//! Off unless the broker is given a key file (`--access-keys`); then every SQS request
+//! must be signed with one of its keys, and a key may be limited to named queues. The
+//! node a client reaches verifies the signature (it sees the host and path that were
+//! signed) and passes the key on when it forwards the request to the leader.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use axum::http::HeaderMap;
+use chrono::{DateTime, NaiveDateTime, Utc};
+use hmac::{Hmac, Mac};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+/// How far a request's `X-Amz-Date` may be from this node's clock, as AWS allows.
+const MAX_SKEW_SECONDS: i64 = 15 * 60;
+
+/// The header that carries a verified key id from the node that checked it to the
+/// leader it forwards to.
+pub const VERIFIED_KEY: &str = "x-sluice-access-key";
+
+/// One access key and what it may reach.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AccessKey {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    /// Who the key belongs to, for logs.
+    #[serde(default)]
+    pub tenant: Option<String>,
+    /// Queues the key may use: names, or prefixes ending in `*`; every queue when absent.
+    #[serde(default)]
+    pub queues: Option<Vec<String>>,
+}
+
+impl AccessKey {
+    pub fn allows_queue(&self, name: &str) -> bool {
+        self.queues.as_ref().is_none_or(|patterns| {
+            patterns.iter().any(|p| match p.strip_suffix('*') {
+                Some(prefix) => name.starts_with(prefix),
+                None => p == name,
+            })
+        })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct KeyFile {
+    keys: Vec<AccessKey>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyFileError {
+    #[error("reading the access key file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("the access key file {path} is not valid: {source}")]
+    Parse {
+        path: String,
+        source: serde_json::Error,
+    },
+    #[error("the access key file {path} {problem}")]
+    Invalid { path: String, problem: String },
+}
+
+/// The broker's access keys, by id.
+#[derive(Debug, Default)]
+pub struct AccessKeys {
+    by_id: HashMap<String, AccessKey>,
+}
+
+impl AccessKeys {
+    /// Reads a JSON file `{"keys": [{"accessKeyId", "secretAccessKey", "tenant",
+    /// "queues"}]}` (a Kubernetes Secret mounted as a file works as is).
+    pub fn load(path: &Path) -> Result<Self, KeyFileError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| KeyFileError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        let file: KeyFile = serde_json::from_str(&text).map_err(|source| KeyFileError::Parse {
+            path: shown.clone(),
+            source,
+        })?;
+        let invalid = |problem: String| KeyFileError::Invalid {
+            path: shown.clone(),
+            problem,
+        };
+        if file.keys.is_empty() {
+            return Err(invalid("has no keys".into()));
+        }
+        let mut by_id = HashMap::new();
+        for key in file.keys {
+            if key.access_key_id.is_empty() || key.secret_access_key.is_empty() {
+                return Err(invalid("has a key with an empty id or secret".into()));
+            }
+            if let Some(old) = by_id.insert(key.access_key_id.clone(), key) {
+                return Err(invalid(format!(
+                    "lists the key {} twice",
+                    old.access_key_id
+                )));
+            }
+        }
+        Ok(Self { by_id })
+    }
+
+    pub fn get(&self, id: &str) -> Option<&AccessKey> {
+        self.by_id.get(id)
+    }
+}
+
+/// Why a request's signature was refused, with the code AWS answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthError {
+    pub code: &'static str,
+    pub message: String,
+}
+
+fn refused(code: &'static str, message: impl Into<String>) -> AuthError {
+    AuthError {
+        code,
+        message: message.into(),
+    }
+}
+
+/// The parts of a request a signature covers.
+pub struct SignedRequest<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub query: &'a str,
+    pub headers: &'a HeaderMap,
+    pub body: &'a [u8],
+    /// The host the client addressed (a forwarding node's `Host` is not it).
+    pub host: &'a str,
+}
+
+/// The fields of an `Authorization: AWS4-HMAC-SHA256 ...` header.
+struct Authorization<'a> {
+    key_id: &'a str,
+    date: &'a str,
+    region: &'a str,
+    service: &'a str,
+    signed_headers: Vec<&'a str>,
+    signature: &'a str,
+}
+
+fn parse_authorization(value: &str) -> Result<Authorization<'_>, AuthError> {
+    let rest = value.strip_prefix("AWS4-HMAC-SHA256 ").ok_or_else(|| {
+        refused(
+            "IncompleteSignature",
+            "the Authorization header must be an AWS Signature Version 4 (AWS4-HMAC-SHA256)",
+        )
+    })?;
+    let (mut credential, mut signed, mut signature) = (None, None, None);
+    for part in rest.split(',') {
+        let part = part.trim();
+        if let Some(v) = part.strip_prefix("Credential=") {
+            credential = Some(v);
+        } else if let Some(v) = part.strip_prefix("SignedHeaders=") {
+            signed = Some(v);
+        } else if let Some(v) = part.strip_prefix("Signature=") {
+            signature = Some(v);
+        }
+    }
+    let incomplete = || {
+        refused(
+            "IncompleteSignature",
+            "the Authorization header needs Credential, SignedHeaders and Signature",
+        )
+    };
+    let credential = credential.ok_or_else(incomplete)?;
+    let scope: Vec<&str> = credential.split('/').collect();
+    let [key_id, date, region, service, "aws4_request"] = scope[..] else {
+        return Err(refused(
+            "IncompleteSignature",
+            format!("the credential {credential:?} is not key/date/region/service/aws4_request"),
+        ));
+    };
+    Ok(Authorization {
+        key_id,
+        date,
+        region,
+        service,
+        signed_headers: signed.ok_or_else(incomplete)?.split(';').collect(),
+        signature: signature.ok_or_else(incomplete)?,
+    })
+}
+
+/// RFC 3986 encoding as SigV4 asks: everything but unreserved characters.
+fn uri_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn canonical_query(query: &str) -> String {
+    let mut pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+        .map(|(k, v)| (uri_encode(&k), uri_encode(&v)))
+        .collect();
+    pairs.sort();
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+fn header_value(request: &SignedRequest, name: &str) -> String {
+    if name == "host" {
+        return request.host.to_string();
+    }
+    let values: Vec<String> = request
+        .headers
+        .get_all(name)
+        .iter()
+        .map(|v| {
+            String::from_utf8_lossy(v.as_bytes())
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect();
+    values.join(",")
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes a key of any length");
+    mac.update(data);
+    mac.finalize().into_bytes().to_vec()
+}
+
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Checks a request's SigV4 signature against the keys; the key it was signed with.
+pub fn verify<'k>(
+    keys: &'k AccessKeys,
+    request: &SignedRequest,
+    now: DateTime<Utc>,
+) -> Result<&'k AccessKey, AuthError> {
+    let header = request
+        .headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| {
+            refused(
+                "MissingAuthenticationToken",
+                "the request is not signed; this broker requires AWS Signature Version 4 with one of its access keys",
+            )
+        })?;
+    let auth = parse_authorization(header)?;
+    let key = keys.get(auth.key_id).ok_or_else(|| {
+        refused(
+            "InvalidClientTokenId",
+            "The security token included in the request is invalid: no such access key",
+        )
+    })?;
+    let amz_date = header_value(request, "x-amz-date");
+    let signed_at = NaiveDateTime::parse_from_str(&amz_date, "%Y%m%dT%H%M%SZ")
+        .map_err(|_| refused("IncompleteSignature", "X-Amz-Date is missing or malformed"))?
+        .and_utc();
+    if (now - signed_at).num_seconds().abs() > MAX_SKEW_SECONDS {
+        return Err(refused(
+            "RequestExpired",
+            format!("the request was signed at {amz_date}, more than 15 minutes from now"),
+        ));
+    }
+    if !amz_date.starts_with(auth.date) {
+        return Err(refused(
+            "SignatureDoesNotMatch",
+            "the credential's date is not the date of X-Amz-Date",
+        ));
+    }
+    if !auth.signed_headers.contains(&"host") {
+        return Err(refused(
+            "SignatureDoesNotMatch",
+            "the signature must cover the host header",
+        ));
+    }
+    let payload_hash = match request.headers.get("x-amz-content-sha256") {
+        Some(v) if v.as_bytes() != b"UNSIGNED-PAYLOAD" => {
+            String::from_utf8_lossy(v.as_bytes()).into_owned()
+        }
+        _ => hex(&Sha256::digest(request.body)),
+    };
+    let canonical_headers: String = auth
+        .signed_headers
+        .iter()
+        .map(|name| format!("{name}:{}\n", header_value(request, name)))
+        .collect();
+    let canonical_request = format!(
+        "{}\n{}\n{}\n{}\n{}\n{}",
+        request.method,
+        if request.path.is_empty() {
+            "/"
+        } else {
+            request.path
+        },
+        canonical_query(request.query),
+        canonical_headers,
+        auth.signed_headers.join(";"),
+        payload_hash
+    );
+    let scope = format!(
+        "{}/{}/{}/aws4_request",
+        auth.date, auth.region, auth.service
+    );
+    let string_to_sign = format!(
+        "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
+        hex(&Sha256::digest(canonical_request.as_bytes()))
+    );
+    let mut signing_key = hmac(
+        format!("AWS4{}", key.secret_access_key).as_bytes(),
+        auth.date.as_bytes(),
+    );
+    for part in [auth.region, auth.service, "aws4_request"] {
+        signing_key = hmac(&signing_key, part.as_bytes());
+    }
+    let expected = hex(&hmac(&signing_key, string_to_sign.as_bytes()));
+    if !same(expected.as_bytes(), auth.signature.as_bytes()) {
+        return Err(refused(
+            "SignatureDoesNotMatch",
+            "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method.",
+        ));
+    }
+    Ok(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn keys() -> AccessKeys {
+        let key = AccessKey {
+            access_key_id: "AKIDEXAMPLE".into(),
+            secret_access_key: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY".into(),
+            tenant: None,
+            queues: Some(vec!["orders".into(), "team-*".into()]),
+        };
+        AccessKeys {
+            by_id: HashMap::from([(key.access_key_id.clone(), key)]),
+        }
+    }
+
+    /// AWS's published SigV4 example (the "get-vanilla-query-order-key-case" case of the
+    /// test suite: GET /?Param2=value2&Param1=value1, service "service").
+    #[test]
+    fn verifies_aws_published_example() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-amz-date", HeaderValue::from_static("20150830T123600Z"));
+        headers.insert(
+            axum::http::header::AUTHORIZATION,
+            HeaderValue::from_static(
+                "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=host;x-amz-date, Signature=b97d918cfa904a5beff61c982a1b6f458b799221646efd99d3219ec94cdf2500",
+            ),
+        );
+        let request = SignedRequest {
+            method: "GET",
+            path: "/",
+            query: "Param2=value2&Param1=value1",
+            headers: &headers,
+            body: b"",
+            host: "example.amazonaws.com",
+        };
+        let at = NaiveDateTime::parse_from_str("20150830T123600Z", "%Y%m%dT%H%M%SZ")
+            .expect("date")
+            .and_utc();
+        let keys = keys();
+        assert_eq!(
+            verify(&keys, &request, at).expect("valid").access_key_id,
+            "AKIDEXAMPLE"
+        );
+        // One changed byte of the request, or a late arrival, is refused.
+        let tampered = SignedRequest {
+            query: "Param2=value2&Param1=value3",
+            ..request
+        };
+        assert_eq!(
+            verify(&keys, &tampered, at).unwrap_err().code,
+            "SignatureDoesNotMatch"
+        );
+        let late = at + chrono::Duration::minutes(16);
+        assert_eq!(
+            verify(&keys, &request, late).unwrap_err().code,
+            "RequestExpired"
+        );
+    }
+
+    #[test]
+    fn keys_reach_only_their_queues() {
+        let keys = keys();
+        let key = keys.get("AKIDEXAMPLE").expect("key");
+        assert!(key.allows_queue("orders"));
+        assert!(key.allows_queue("team-a"));
+        assert!(!key.allows_queue("orders2"));
+    }
+}
