@@ -23,19 +23,32 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use sluice_client::Client;
 
-/// The `sluice-broker` binary, built on first use.
+/// The `sluice-broker` binary, built on first use (or `SLUICE_BROKER_BIN`).
 pub fn broker_binary() -> Result<PathBuf> {
     static BINARY: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     BINARY
-        .get_or_init(|| build_broker().map_err(|e| format!("{e:#}")))
+        .get_or_init(|| {
+            match std::env::var("SLUICE_BROKER_BIN") {
+                Ok(path) => Ok(PathBuf::from(path)),
+                Err(_) => build_binary("sluice-broker", "sluice-broker"),
+            }
+            .map_err(|e| format!("{e:#}"))
+        })
         .clone()
         .map_err(|e| anyhow!(e))
 }
 
-fn build_broker() -> Result<PathBuf> {
-    if let Ok(path) = std::env::var("SLUICE_BROKER_BIN") {
-        return Ok(PathBuf::from(path));
-    }
+/// The `sluice` command line, built on first use.
+pub fn cli_binary() -> Result<PathBuf> {
+    static BINARY: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    BINARY
+        .get_or_init(|| build_binary("sluice-cli", "sluice").map_err(|e| format!("{e:#}")))
+        .clone()
+        .map_err(|e| anyhow!(e))
+}
+
+/// Builds a binary of the workspace in this build's profile; its path.
+fn build_binary(package: &str, bin: &str) -> Result<PathBuf> {
     let release = !cfg!(debug_assertions);
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -43,16 +56,16 @@ fn build_broker() -> Result<PathBuf> {
         .context("e2e crate has a parent directory")?;
     let mut cmd = Command::new(cargo);
     cmd.current_dir(workspace)
-        .args(["build", "-p", "sluice-broker", "--bin", "sluice-broker"]);
+        .args(["build", "-p", package, "--bin", bin]);
     if release {
         cmd.arg("--release");
     }
     let out = cmd
         .output()
-        .context("running cargo build for sluice-broker")?;
+        .with_context(|| format!("running cargo build for {bin}"))?;
     if !out.status.success() {
         bail!(
-            "building sluice-broker failed:\n{}",
+            "building {bin} failed:\n{}",
             String::from_utf8_lossy(&out.stderr)
         );
     }
@@ -61,12 +74,9 @@ fn build_broker() -> Result<PathBuf> {
         .unwrap_or_else(|_| workspace.join("target"));
     let path = target
         .join(if release { "release" } else { "debug" })
-        .join("sluice-broker");
+        .join(bin);
     if !path.exists() {
-        bail!(
-            "built sluice-broker but found no binary at {}",
-            path.display()
-        );
+        bail!("built {bin} but found no binary at {}", path.display());
     }
     Ok(path)
 }
