@@ -9,6 +9,7 @@
 
 pub mod compat;
 pub mod config;
+pub mod console;
 pub mod http;
 pub mod metrics;
 pub mod node;

@@ -142,6 +142,16 @@ pub struct QueueCounts {
     pub delayed: u64,
 }
 
+/// Messages a queue has taken in (sent, published into it, dead-lettered or redriven
+/// into it), handed out and seen acknowledged since it was made; rates come from these.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueueTotals {
+    pub sent: u64,
+    pub received: u64,
+    pub acked: u64,
+}
+
 /// A queue as `GET /v1/queues/{queue}` and `PUT` answer it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -149,6 +159,8 @@ pub struct Queue {
     pub name: String,
     pub attributes: QueueAttributes,
     pub counts: QueueCounts,
+    #[serde(default)]
+    pub totals: QueueTotals,
     #[serde(with = "crate::timefmt")]
     pub created_at: DateTime<Utc>,
 }

@@ -6,6 +6,7 @@
 //! `SLUICE_BROKER_BIN` points at a prebuilt binary instead.
 
 pub mod bench;
+pub mod browser;
 pub mod checker;
 pub mod cluster;
 pub mod sink;

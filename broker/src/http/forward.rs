@@ -21,10 +21,12 @@ pub const FORWARDED_BY: HeaderName = HeaderName::from_static("x-sluice-forwarded
 /// Longer than the longest long poll.
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(45);
 
-/// Requests every node answers itself: health, and WebSocket streams (served from the
-/// node's own replica of the timeline).
+/// Requests every node answers itself: health, the console's files, and WebSocket
+/// streams (served from the node's own replica of the timeline).
 fn served_locally(path: &str) -> bool {
     matches!(path, "/healthz" | "/readyz" | "/metrics")
+        || path == "/console"
+        || path.starts_with("/console/")
         || (path.starts_with("/v1/topics/") && path.ends_with("/stream"))
 }
 

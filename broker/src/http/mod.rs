@@ -100,6 +100,8 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/cluster/members/{id}/drain", post(cluster::drain));
     Router::new()
         .nest("/v1", v1)
+        .route("/console", get(crate::console::index))
+        .route("/console/{file}", get(crate::console::file))
         .route("/", any(crate::compat::sqs::serve))
         .route(
             "/{account}/{queue}",

@@ -6,8 +6,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use sluice_client::{
-    ErrorCode, ListQueues, Purged, Queue, QueueAttributesUpdate, QueueCounts, QueueList, limits,
-    names,
+    ErrorCode, ListQueues, Purged, Queue, QueueAttributesUpdate, QueueCounts, QueueList,
+    QueueTotals, limits, names,
 };
 
 use super::error::{HttpError, HttpResult};
@@ -36,6 +36,11 @@ pub fn view(queue: &QueueState) -> Queue {
             visible: counts.visible,
             in_flight: counts.in_flight,
             delayed: counts.delayed,
+        },
+        totals: QueueTotals {
+            sent: queue.totals.sent,
+            received: queue.totals.received,
+            acked: queue.totals.acked,
         },
         created_at: time(queue.created_ms),
     }

@@ -217,6 +217,15 @@ pub struct Counts {
     pub delayed: u64,
 }
 
+/// Messages a queue has taken in, handed out and seen acknowledged since it was made:
+/// what rates are computed from (the console's plots).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Totals {
+    pub sent: u64,
+    pub received: u64,
+    pub acked: u64,
+}
+
 /// The state of one queue.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueueState {
@@ -247,6 +256,7 @@ pub struct QueueState {
     meta_oldest_sent: u64,
     /// Idempotency keys of recent sends.
     pub idempotency: Idempotency,
+    pub totals: Totals,
 }
 
 fn stale(what: &str) -> ApiError {
@@ -278,6 +288,7 @@ impl QueueState {
             origins: BTreeMap::new(),
             meta_oldest_sent: u64::MAX,
             idempotency: Idempotency::default(),
+            totals: Totals::default(),
         }
     }
 
@@ -375,6 +386,7 @@ impl QueueState {
             self.dedup.insert(dedup.clone(), (loc, expires));
             self.dedup_order.push_back((expires, dedup.clone()));
         }
+        self.totals.sent += 1;
         let visible_at = msg
             .visible_at_ms
             .unwrap_or(now + self.config.delay_seconds as u64 * 1000);
@@ -625,6 +637,7 @@ impl QueueState {
             }
             deliveries.push(self.deliver(loc, now, visibility_ms));
         }
+        self.totals.received += deliveries.len() as u64;
         Ok((deliveries, moved))
     }
 
@@ -742,6 +755,7 @@ impl QueueState {
             return Err(stale("received again"));
         }
         self.remove_meta(receipt.loc);
+        self.totals.acked += 1;
         Ok(())
     }
 
@@ -809,6 +823,7 @@ impl QueueState {
     /// Takes in a message from another queue (dead-lettering, or a redrive back to its
     /// source). It is visible at once, with a fresh receive count.
     pub fn accept_moved(&mut self, moved: Moved) {
+        self.totals.sent += 1;
         let Moved { loc, meta, origin } = moved;
         let meta = Meta {
             receive_count: 0,

@@ -67,6 +67,20 @@ impl Fixture {
 }
 
 #[test]
+fn totals_count_what_was_sent_received_and_acknowledged() {
+    let mut f = Fixture::new();
+    f.queue("q", ConfigUpdate::default());
+    f.send(0, "q", vec![msg("a"), msg("b"), msg("c")]);
+    let got = f.receive(0, "q", 2, 30);
+    let acked = f.queues.ack(1, "q", &[got[0].receipt]).expect("q");
+    assert!(acked[0].is_ok());
+    // Acknowledging the same receipt again changes nothing.
+    f.queues.ack(2, "q", &[got[0].receipt]).expect("q");
+    let totals = f.queues.get("q").expect("q").totals;
+    assert_eq!((totals.sent, totals.received, totals.acked), (3, 2, 1));
+}
+
+#[test]
 fn receive_hides_ack_deletes_and_order_is_send_order() {
     let mut f = Fixture::new();
     f.queue("q", ConfigUpdate::default());
