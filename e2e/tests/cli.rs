@@ -314,6 +314,56 @@ async fn topics_subscriptions_pull_redrive_and_cluster() {
     let subs = sluice(&url, &["sub", "list", "orders", "-o", "json"], None).json();
     assert_eq!(subs.as_array().expect("array").len(), 2);
 
+    let topics = sluice(&url, &["topic", "list", "-o", "json"], None).json();
+    assert_eq!(topics[0]["name"], "orders");
+
+    // A message dead-lettered after one receive goes back with a redrive.
+    sluice(&url, &["queue", "create", "dlq"], None);
+    sluice(
+        &url,
+        &[
+            "queue",
+            "create",
+            "work",
+            "--dead-letter",
+            "dlq",
+            "--max-receives",
+            "1",
+        ],
+        None,
+    );
+    sluice(&url, &["send", "work", "poison"], None);
+    sluice(&url, &["receive", "work", "--visibility", "0"], None);
+    let moved = sluice(
+        &url,
+        &["receive", "work", "--wait", "1", "-o", "json"],
+        None,
+    )
+    .json();
+    assert!(moved.as_array().expect("array").is_empty(), "{moved}");
+    assert_eq!(
+        sluice(&url, &["queue", "get", "dlq", "-o", "json"], None).json()["counts"]["visible"],
+        1
+    );
+    let started = sluice(&url, &["redrive", "start", "dlq", "-o", "json"], None).json();
+    assert_eq!(started[0]["queue"], "dlq");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let tasks = sluice(&url, &["redrive", "list", "dlq", "-o", "json"], None).json();
+        if tasks[0]["state"] == "completed" {
+            assert_eq!(tasks[0]["moved"], 1, "{tasks}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{tasks}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let back = sluice(
+        &url,
+        &["receive", "work", "--wait", "2", "-o", "json"],
+        None,
+    )
+    .json();
+    assert_eq!(back[0]["body"], "poison");
     let tasks = sluice(&url, &["redrive", "list", "paid", "-o", "json"], None).json();
     assert!(tasks.as_array().expect("array").is_empty());
     let status = sluice(&url, &["cluster", "status", "-o", "json"], None).json();
