@@ -27,6 +27,11 @@ pub enum System {
     /// The physical limit: the same batches appended to a file, one fdatasync per group
     /// of concurrent writes; no HTTP, no Raft.
     Disk,
+    /// NATS JetStream (Debian's `nats-server`), a file-backed stream, via async-nats.
+    Nats,
+    /// RabbitMQ (Debian's `rabbitmq-server`), a quorum queue with publisher confirms,
+    /// via lapin.
+    Rabbitmq,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -119,14 +124,14 @@ pub fn rss_mib(pid: u32) -> Option<f64> {
 }
 
 /// Latencies (µs) and message counts shared by the workers of a run.
-struct Tally {
+pub(crate) struct Tally {
     latency: Mutex<Histogram<u64>>,
-    messages: AtomicU64,
-    errors: AtomicU64,
+    pub(crate) messages: AtomicU64,
+    pub(crate) errors: AtomicU64,
 }
 
 impl Tally {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             latency: Mutex::new(
                 Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds"),
@@ -136,7 +141,7 @@ impl Tally {
         }
     }
 
-    async fn record(&self, started: Instant, messages: u64) {
+    pub(crate) async fn record(&self, started: Instant, messages: u64) {
         let micros = started.elapsed().as_micros().clamp(1, 60_000_000) as u64;
         self.latency.lock().await.saturating_record(micros);
         self.messages.fetch_add(messages, Ordering::Relaxed);
@@ -144,7 +149,7 @@ impl Tally {
 }
 
 /// Paces one worker to its share of the offered rate.
-struct Pacer {
+pub(crate) struct Pacer {
     interval: Option<Duration>,
     next: tokio::time::Instant,
 }
@@ -152,7 +157,7 @@ struct Pacer {
 impl Pacer {
     /// Worker `worker` of `workers` starts its schedule a fraction of an interval in, so
     /// the workers' requests interleave instead of arriving in bursts.
-    fn new(rate: Option<u64>, worker: usize, workers: usize, batch: usize) -> Self {
+    pub(crate) fn new(rate: Option<u64>, worker: usize, workers: usize, batch: usize) -> Self {
         let interval = rate.filter(|r| *r > 0).map(|r| {
             let batches_per_sec = r as f64 / (workers * batch) as f64;
             Duration::from_secs_f64(1.0 / batches_per_sec)
@@ -166,7 +171,7 @@ impl Pacer {
         }
     }
 
-    async fn wait(&mut self) {
+    pub(crate) async fn wait(&mut self) {
         if let Some(interval) = self.interval {
             tokio::time::sleep_until(self.next).await;
             self.next += interval;
@@ -175,7 +180,7 @@ impl Pacer {
 }
 
 /// A message body of `size` bytes that names its worker and number.
-fn body(size: usize, worker: usize, n: u64) -> String {
+pub(crate) fn body(size: usize, worker: usize, n: u64) -> String {
     let mut s = format!("w{worker}-{n}-");
     s.truncate(size);
     s.push_str(&"x".repeat(size - s.len()));
@@ -277,7 +282,7 @@ pub async fn run_sluice(
 
 /// Lets the workers run for the configured time, with a progress bar; returns the run's
 /// wall time and the CPU each side used.
-async fn measure(
+pub(crate) async fn measure(
     config: &RunConfig,
     tally: &Tally,
     stop: &AtomicBool,
@@ -334,7 +339,7 @@ async fn measure(
     ))
 }
 
-async fn finish(
+pub(crate) async fn finish(
     config: &RunConfig,
     tally: &Tally,
     elapsed: Duration,

@@ -1,0 +1,406 @@
+//! The peers Sluice is measured against, started by the bench on loopback and driven
+//! with the same workloads: NATS JetStream (Debian's `nats-server`, file storage, via
+//! async-nats).
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use async_nats::jetstream::{self, consumer::PullConsumer, stream::StorageType};
+use futures::StreamExt;
+
+use crate::bench::{Pacer, RunConfig, RunResult, Tally, Workload, body, finish, measure};
+
+/// A `nats-server` with JetStream, killed when dropped.
+pub struct NatsServer {
+    child: Child,
+    pub url: String,
+}
+
+impl NatsServer {
+    /// Starts a single server with JetStream storing under `dir`.
+    pub async fn start(dir: &Path) -> Result<Self> {
+        let port = crate::free_port()?;
+        let store = dir.join("nats");
+        std::fs::create_dir_all(&store)?;
+        let child = Command::new("nats-server")
+            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+            .arg(&store)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting nats-server (apt-get install nats-server)")?;
+        let server = Self {
+            child,
+            url: format!("nats://127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            if Instant::now() > deadline {
+                bail!("nats-server did not listen within 20 s");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(server)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const STREAM: &str = "BENCH";
+const SUBJECT: &str = "bench";
+
+/// The `send` and `cycle` workloads against JetStream: a worker publishes a batch and
+/// waits for every publish acknowledgement (the stream has stored each message); in
+/// `cycle` it then fetches as many from a shared durable pull consumer and acknowledges
+/// each, waiting for the server to confirm the ack (`double_ack`).
+pub async fn run_nats(config: &RunConfig, dir: &Path) -> Result<RunResult> {
+    let server = NatsServer::start(dir).await?;
+    let client = async_nats::connect(&server.url)
+        .await
+        .context("connecting to nats-server")?;
+    let js = jetstream::new(client);
+    let stream = js
+        .create_stream(jetstream::stream::Config {
+            name: STREAM.to_string(),
+            subjects: vec![SUBJECT.to_string()],
+            storage: StorageType::File,
+            num_replicas: 1,
+            ..Default::default()
+        })
+        .await
+        .context("creating the benchmark stream")?;
+    let consumer: PullConsumer = stream
+        .create_consumer(jetstream::consumer::pull::Config {
+            durable_name: Some("bench".to_string()),
+            ack_policy: jetstream::consumer::AckPolicy::Explicit,
+            max_ack_pending: 1 << 20,
+            ..Default::default()
+        })
+        .await
+        .context("creating the benchmark consumer")?;
+    let tally = Arc::new(Tally::new());
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for worker in 0..config.concurrency {
+        let (js, consumer, tally, stop, config) = (
+            js.clone(),
+            consumer.clone(),
+            tally.clone(),
+            stop.clone(),
+            config.clone(),
+        );
+        workers.push(tokio::spawn(async move {
+            let mut pacer = Pacer::new(config.rate, worker, config.concurrency, config.batch);
+            let bodies: Vec<bytes::Bytes> = (0..config.batch as u64)
+                .map(|n| bytes::Bytes::from(body(config.size, worker, n)))
+                .collect();
+            while !stop.load(Ordering::Relaxed) {
+                pacer.wait().await;
+                let started = Instant::now();
+                let mut pending = Vec::with_capacity(bodies.len());
+                for b in &bodies {
+                    match js.publish(SUBJECT, b.clone()).await {
+                        Ok(ack) => pending.push(ack),
+                        Err(_) => {
+                            tally.errors.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+                let mut sent = 0u64;
+                for ack in pending {
+                    match ack.await {
+                        Ok(_) => sent += 1,
+                        Err(_) => {
+                            tally.errors.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+                if config.workload != Workload::Cycle {
+                    tally.record(started, sent).await;
+                    continue;
+                }
+                let mut acked = 0u64;
+                let mut want = sent;
+                while want > 0 {
+                    let batch = consumer
+                        .fetch()
+                        .max_messages(want.min(32) as usize)
+                        .expires(Duration::from_millis(500))
+                        .messages()
+                        .await;
+                    let Ok(mut batch) = batch else {
+                        tally.errors.fetch_add(1, Ordering::Relaxed);
+                        break;
+                    };
+                    let mut got = 0u64;
+                    while let Some(message) = batch.next().await {
+                        let Ok(message) = message else {
+                            tally.errors.fetch_add(1, Ordering::Relaxed);
+                            continue;
+                        };
+                        got += 1;
+                        match message.double_ack().await {
+                            Ok(()) => acked += 1,
+                            Err(_) => {
+                                tally.errors.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                    }
+                    if got == 0 {
+                        break;
+                    }
+                    want = want.saturating_sub(got);
+                }
+                tally.record(started, acked).await;
+            }
+        }));
+    }
+    let pids = [server.pid()];
+    let (elapsed, server_cpu, client_cpu) = measure(config, &tally, &stop, &pids, workers).await?;
+    finish(config, &tally, elapsed, server_cpu, client_cpu, &pids).await
+}
+
+/// A `rabbitmq-server` node of its own (name, ports and data under the bench's
+/// directory), killed with its process group when dropped.
+pub struct RabbitServer {
+    child: Child,
+    node_name: String,
+    pub url: String,
+}
+
+impl RabbitServer {
+    /// Starts a node; Debian's wrapper runs it as the `rabbitmq` user, so its directories
+    /// are handed to that user.
+    pub async fn start(dir: &Path) -> Result<Self> {
+        use std::os::unix::process::CommandExt;
+        let port = crate::free_port()?;
+        let dist_port = crate::free_port()?;
+        let base = dir.join("rabbitmq");
+        let node_name = format!("bench{port}@localhost");
+        for sub in ["mnesia", "log"] {
+            std::fs::create_dir_all(base.join(sub))?;
+        }
+        std::fs::write(base.join("enabled_plugins"), "[].\n")?;
+        let owned = Command::new("chown")
+            .args(["-R", "rabbitmq:rabbitmq"])
+            .arg(&base)
+            .status()
+            .context("chown for rabbitmq")?;
+        if !owned.success() {
+            bail!("cannot hand {} to the rabbitmq user", base.display());
+        }
+        let child = Command::new("rabbitmq-server")
+            .process_group(0)
+            .env("HOME", &base)
+            .env("RABBITMQ_NODENAME", &node_name)
+            .env("RABBITMQ_NODE_IP_ADDRESS", "127.0.0.1")
+            .env("RABBITMQ_NODE_PORT", port.to_string())
+            .env("RABBITMQ_DIST_PORT", dist_port.to_string())
+            .env("RABBITMQ_MNESIA_BASE", base.join("mnesia"))
+            .env("RABBITMQ_LOG_BASE", base.join("log"))
+            .env(
+                "RABBITMQ_ENABLED_PLUGINS_FILE",
+                base.join("enabled_plugins"),
+            )
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting rabbitmq-server (apt-get install rabbitmq-server)")?;
+        let server = Self {
+            child,
+            node_name,
+            url: format!("amqp://127.0.0.1:{port}/%2f"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            if Instant::now() > deadline {
+                bail!("rabbitmq-server did not listen within 60 s");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Ok(server)
+    }
+
+    /// The node's Erlang VM, for CPU and memory. The wrapper starts it in a session of
+    /// its own as another user, so it is found by the node name in its environment.
+    pub fn pids(&self) -> Vec<u32> {
+        let wanted = format!("RABBITMQ_NODENAME={}", self.node_name);
+        let Ok(out) = Command::new("pgrep").arg("beam.smp").output() else {
+            return Vec::new();
+        };
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.trim().parse::<u32>().ok())
+            .filter(|pid| {
+                std::fs::read(format!("/proc/{pid}/environ"))
+                    .is_ok_and(|env| env.split(|b| *b == 0).any(|var| var == wanted.as_bytes()))
+            })
+            .collect()
+    }
+}
+
+impl Drop for RabbitServer {
+    fn drop(&mut self) {
+        for pid in self.pids() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        let group = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+        let _ = self.child.wait();
+    }
+}
+
+/// The `send` and `cycle` workloads against a RabbitMQ quorum queue: each worker has a
+/// channel in confirm mode, publishes a batch of persistent messages and waits for every
+/// confirm (the quorum has stored it); in `cycle` it then takes as many deliveries from
+/// its own consumer and acknowledges them with one `multiple` ack.
+pub async fn run_rabbitmq(config: &RunConfig, dir: &Path) -> Result<RunResult> {
+    use lapin::options::{
+        BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
+        ConfirmSelectOptions, QueueDeclareOptions,
+    };
+    use lapin::types::{AMQPValue, FieldTable};
+    use lapin::{BasicProperties, Connection, ConnectionProperties};
+
+    let server = RabbitServer::start(dir).await?;
+    let properties = ConnectionProperties::default()
+        .with_executor(tokio_executor_trait::Tokio::current())
+        .with_reactor(tokio_reactor_trait::Tokio::current());
+    let connection = Connection::connect(&server.url, properties)
+        .await
+        .context("connecting to rabbitmq-server")?;
+    let mut arguments = FieldTable::default();
+    arguments.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString("quorum".into()),
+    );
+    let setup = connection.create_channel().await?;
+    setup
+        .queue_declare(
+            "bench",
+            QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            arguments,
+        )
+        .await
+        .context("declaring the quorum queue")?;
+    let tally = Arc::new(Tally::new());
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for worker in 0..config.concurrency {
+        let channel = connection.create_channel().await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+        let mut consumer = if config.workload == Workload::Cycle {
+            channel
+                .basic_qos(config.batch.max(1) as u16 * 2, BasicQosOptions::default())
+                .await?;
+            Some(
+                channel
+                    .basic_consume(
+                        "bench",
+                        format!("w{worker}").as_str(),
+                        BasicConsumeOptions::default(),
+                        FieldTable::default(),
+                    )
+                    .await?,
+            )
+        } else {
+            None
+        };
+        let (tally, stop, config) = (tally.clone(), stop.clone(), config.clone());
+        workers.push(tokio::spawn(async move {
+            let mut pacer = Pacer::new(config.rate, worker, config.concurrency, config.batch);
+            let bodies: Vec<Vec<u8>> = (0..config.batch as u64)
+                .map(|n| body(config.size, worker, n).into_bytes())
+                .collect();
+            let persistent = BasicProperties::default().with_delivery_mode(2);
+            while !stop.load(Ordering::Relaxed) {
+                pacer.wait().await;
+                let started = Instant::now();
+                let mut pending = Vec::with_capacity(bodies.len());
+                for b in &bodies {
+                    match channel
+                        .basic_publish(
+                            "",
+                            "bench",
+                            BasicPublishOptions::default(),
+                            b,
+                            persistent.clone(),
+                        )
+                        .await
+                    {
+                        Ok(confirm) => pending.push(confirm),
+                        Err(_) => {
+                            tally.errors.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+                let mut sent = 0u64;
+                for confirm in pending {
+                    match confirm.await {
+                        Ok(c) if c.is_ack() => sent += 1,
+                        _ => {
+                            tally.errors.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+                let Some(consumer) = consumer.as_mut() else {
+                    tally.record(started, sent).await;
+                    continue;
+                };
+                let mut last = None;
+                let mut got = 0u64;
+                while got < sent {
+                    let next =
+                        tokio::time::timeout(Duration::from_millis(500), consumer.next()).await;
+                    match next {
+                        Ok(Some(Ok(delivery))) => {
+                            got += 1;
+                            last = Some(delivery);
+                        }
+                        _ => break,
+                    }
+                }
+                let mut acked = 0u64;
+                if let Some(delivery) = last {
+                    match delivery.ack(BasicAckOptions { multiple: true }).await {
+                        Ok(_) => acked = got,
+                        Err(_) => {
+                            tally.errors.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+                tally.record(started, acked).await;
+            }
+        }));
+    }
+    let pids = server.pids();
+    let (elapsed, server_cpu, client_cpu) = measure(config, &tally, &stop, &pids, workers).await?;
+    finish(config, &tally, elapsed, server_cpu, client_cpu, &pids).await
+}
