@@ -33,7 +33,23 @@ pub fn router(node: Arc<Node>) -> Router {
         .layer(DefaultBodyLimit::max(PEER_BODY_LIMIT))
         .with_state(node.clone())
         // Requests other nodes forward to this one, when it leads.
-        .nest("/api", crate::http::router(node))
+        .nest(
+            "/api",
+            crate::http::router(node).layer(axum::middleware::from_fn(mark_via_peer)),
+        )
+}
+
+/// Marks a request that came in on the peer port: what another node forwarded. A mark in
+/// the request's extensions, which no client can set (unlike a header).
+#[derive(Debug, Clone, Copy)]
+pub struct ViaPeer;
+
+async fn mark_via_peer(
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    request.extensions_mut().insert(ViaPeer);
+    next.run(request).await
 }
 
 /// An RPC this node cannot serve: a status and a reason for the sender's log.

@@ -314,6 +314,19 @@ async fn signatures_are_checked_when_the_broker_has_access_keys() {
         "{:?}",
         unsigned.headers()
     );
+    // Headers that claim a request was forwarded with a verified key do not get a client
+    // past the check: only the peer port trusts them.
+    let spoofed = reqwest::Client::new()
+        .post(format!("{endpoint}/"))
+        .header("X-Amz-Target", "AmazonSQS.ListQueues")
+        .header("Content-Type", "application/x-amz-json-1.0")
+        .header("x-sluice-forwarded-by", "2")
+        .header("x-sluice-access-key", "sluice-test")
+        .body("{}")
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(spoofed.status(), 403, "a spoofed key was trusted");
     // The v1 API is not behind SQS keys.
     broker
         .client

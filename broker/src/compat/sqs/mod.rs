@@ -21,7 +21,6 @@ use sluice_client::ErrorCode;
 
 use crate::compat::auth::{self, SignedRequest, VERIFIED_KEY};
 use crate::http::error::HttpError;
-use crate::http::forward::FORWARDED_BY;
 use crate::node::Node;
 use actions::Ctx;
 use error::SqsError;
@@ -164,13 +163,14 @@ fn is_sqs_path(path: &str) -> bool {
 /// Middleware, before any forwarding: when the broker has access keys, an SQS request
 /// must carry a valid signature by one of them, checked here where the signed host and
 /// path are the ones the client used; the key travels on with the request. A request
-/// another node forwarded was checked there.
+/// another node forwarded (it came in on the peer port) was checked there; on the client
+/// port a claimed key is never trusted, whatever headers come with it.
 pub async fn authenticate(
     State(node): State<Arc<Node>>,
     mut request: Request,
     next: Next,
 ) -> Response {
-    let forwarded = request.headers().contains_key(&FORWARDED_BY);
+    let forwarded = request.extensions().get::<crate::peer::ViaPeer>().is_some();
     if !forwarded {
         request.headers_mut().remove(VERIFIED_KEY);
     }
