@@ -161,6 +161,9 @@ pub struct Queue {
     pub counts: QueueCounts,
     #[serde(default)]
     pub totals: QueueTotals,
+    /// Key-value labels (set through the SQS protocol's TagQueue).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
     #[serde(with = "crate::timefmt")]
     pub created_at: DateTime<Utc>,
 }

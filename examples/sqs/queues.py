@@ -118,6 +118,16 @@ assert "Messages" not in sqs.receive_message(QueueUrl=url, WaitTimeSeconds=0)
 sqs.delete_queue(QueueUrl=url)
 assert url not in sqs.list_queues().get("QueueUrls", [])
 
+# Tags: set at creation, added, changed and removed.
+tagged = sqs.create_queue(QueueName="example-tagged", tags={"team": "payments", "env": "test"})[
+    "QueueUrl"
+]
+assert sqs.list_queue_tags(QueueUrl=tagged)["Tags"] == {"team": "payments", "env": "test"}
+sqs.tag_queue(QueueUrl=tagged, Tags={"env": "prod", "cost-center": "42"})
+sqs.untag_queue(QueueUrl=tagged, TagKeys=["team"])
+assert sqs.list_queue_tags(QueueUrl=tagged)["Tags"] == {"env": "prod", "cost-center": "42"}
+sqs.delete_queue(QueueUrl=tagged)
+
 # The resource interface works too.
 queue = boto3.resource("sqs", endpoint_url=os.environ["SQS_ENDPOINT"]).create_queue(
     QueueName="example-resource"

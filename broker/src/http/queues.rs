@@ -42,6 +42,7 @@ pub fn view(queue: &QueueState) -> Queue {
             received: queue.totals.received,
             acked: queue.totals.acked,
         },
+        tags: queue.tags.clone(),
         created_at: time(queue.created_ms),
     }
 }
@@ -119,6 +120,23 @@ pub async fn delete(
     check_name(&name)?;
     node.propose(Command::DeleteQueue { queue: name }).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Sets and removes tags of a queue (for the SQS protocol's TagQueue and UntagQueue).
+pub async fn tag(
+    node: &Node,
+    name: String,
+    set: std::collections::BTreeMap<String, String>,
+    remove: Vec<String>,
+) -> HttpResult<()> {
+    check_name(&name)?;
+    node.propose(Command::TagQueue {
+        queue: name,
+        set,
+        remove,
+    })
+    .await?;
+    Ok(())
 }
 
 /// `POST /v1/queues/{queue}/purge`.

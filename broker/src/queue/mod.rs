@@ -24,6 +24,8 @@ use state::{Delivery, QueueState, SendOutcome};
 
 /// Redrive tasks kept per queue, the running one included.
 const REDRIVE_HISTORY: usize = 10;
+/// Tags a queue may carry, as in SQS.
+pub const TAGS_MAX: usize = 50;
 
 fn queue_not_found(name: &str) -> ApiError {
     ApiError::new(
@@ -273,6 +275,32 @@ impl Queues {
     ) -> Result<Vec<Result<(), ApiError>>, ApiError> {
         let queue = self.get_mut(name)?;
         Ok(receipts.iter().map(|r| queue.ack(now, r)).collect())
+    }
+
+    /// Sets and removes tags of a queue, all or none: at most [`TAGS_MAX`] remain.
+    pub fn tag(
+        &mut self,
+        name: &str,
+        set: &BTreeMap<String, String>,
+        remove: &[String],
+    ) -> Result<(), ApiError> {
+        let queue = self.get_mut(name)?;
+        let mut tags = queue.tags.clone();
+        for key in remove {
+            tags.remove(key);
+        }
+        tags.extend(set.iter().map(|(k, v)| (k.clone(), v.clone())));
+        if tags.len() > TAGS_MAX {
+            return Err(ApiError::new(
+                ErrorCode::InvalidAttribute,
+                format!(
+                    "queue {name} would have {} tags; the limit is {TAGS_MAX}",
+                    tags.len()
+                ),
+            ));
+        }
+        queue.tags = tags;
+        Ok(())
     }
 
     /// Changes the visibility of in-flight messages; `keep_receipt` leaves each receipt

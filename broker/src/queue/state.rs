@@ -257,6 +257,8 @@ pub struct QueueState {
     /// Idempotency keys of recent sends.
     pub idempotency: Idempotency,
     pub totals: Totals,
+    /// Key-value labels (SQS queue tags).
+    pub tags: BTreeMap<String, String>,
 }
 
 fn stale(what: &str) -> ApiError {
@@ -289,6 +291,7 @@ impl QueueState {
             meta_oldest_sent: u64::MAX,
             idempotency: Idempotency::default(),
             totals: Totals::default(),
+            tags: BTreeMap::new(),
         }
     }
 

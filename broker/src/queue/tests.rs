@@ -67,6 +67,28 @@ impl Fixture {
 }
 
 #[test]
+fn tags_are_set_and_removed_all_or_nothing() {
+    let mut f = Fixture::new();
+    f.queue("q", ConfigUpdate::default());
+    let set: std::collections::BTreeMap<String, String> = [("a", "1"), ("b", "2")]
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .into();
+    f.queues.tag("q", &set, &[]).expect("tagged");
+    f.queues
+        .tag("q", &Default::default(), &["a".to_string()])
+        .expect("untagged");
+    let tags = &f.queues.get("q").expect("q").tags;
+    assert_eq!(tags.keys().collect::<Vec<_>>(), vec!["b"]);
+    // Past the limit nothing changes.
+    let many = (0..crate::queue::TAGS_MAX)
+        .map(|i| (format!("k{i}"), String::new()))
+        .collect();
+    let err = f.queues.tag("q", &many, &[]).unwrap_err();
+    assert_eq!(err.code, ErrorCode::InvalidAttribute);
+    assert_eq!(f.queues.get("q").expect("q").tags.len(), 1);
+}
+
+#[test]
 fn totals_count_what_was_sent_received_and_acknowledged() {
     let mut f = Fixture::new();
     f.queue("q", ConfigUpdate::default());

@@ -3,6 +3,7 @@
 //! carries the commands of every request that arrived while the previous entry was being
 //! proposed, so Raft's per-entry work is shared by all of them.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -115,6 +116,12 @@ pub enum Command {
         queue: String,
         entries: Vec<(Receipt, u64)>,
     },
+    /// Sets and removes a queue's tags (SQS TagQueue and UntagQueue).
+    TagQueue {
+        queue: String,
+        set: BTreeMap<String, String>,
+        remove: Vec<String>,
+    },
 }
 
 impl Command {
@@ -129,6 +136,7 @@ impl Command {
             Command::Ack { .. } => "ack",
             Command::ChangeVisibility { .. } => "change_visibility",
             Command::ExtendVisibility { .. } => "extend_visibility",
+            Command::TagQueue { .. } => "tag_queue",
             Command::StartRedrive { .. } => "start_redrive",
             Command::RedriveStep { .. } => "redrive_step",
             Command::CancelRedrive { .. } => "cancel_redrive",

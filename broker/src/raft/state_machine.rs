@@ -285,6 +285,9 @@ fn execute(
             .map(|created| Response::QueuePut { created }),
         Command::DeleteQueue { queue } => queues.delete(queue).map(|_| Response::Done),
         Command::PurgeQueue { queue } => queues.purge(queue).map(Response::Purged),
+        Command::TagQueue { queue, set, remove } => {
+            queues.tag(queue, set, remove).map(|_| Response::Done)
+        }
         Command::Send {
             queue,
             messages,

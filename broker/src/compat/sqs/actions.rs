@@ -101,9 +101,9 @@ pub async fn run(ctx: &Ctx, action: &str, input: Value) -> Result<Value, SqsErro
         "DeleteMessageBatch" => delete_message_batch(ctx, parse(input)?).await,
         "ChangeMessageVisibility" => change_visibility(ctx, parse(input)?).await,
         "ChangeMessageVisibilityBatch" => change_visibility_batch(ctx, parse(input)?).await,
-        "TagQueue" | "UntagQueue" | "ListQueueTags" => Err(SqsError::unsupported(
-            "queue tags are not supported yet by Sluice",
-        )),
+        "TagQueue" => tag_queue(ctx, parse(input)?).await,
+        "UntagQueue" => untag_queue(ctx, parse(input)?).await,
+        "ListQueueTags" => list_queue_tags(ctx, parse(input)?),
         "StartMessageMoveTask" => start_move_task(ctx, parse(input)?).await,
         "ListMessageMoveTasks" => list_move_tasks(ctx, parse(input)?).await,
         "CancelMessageMoveTask" => cancel_move_task(ctx, parse(input)?).await,
@@ -363,11 +363,7 @@ async fn create_queue(ctx: &Ctx, input: CreateQueueInput) -> Result<Value, SqsEr
         ));
     }
     queues::check_name(&name).map_err(|e| SqsError::invalid_parameter(e.0.message))?;
-    if !input.tags.is_empty() {
-        return Err(SqsError::unsupported(
-            "queue tags are not supported yet by Sluice; create the queue without tags",
-        ));
-    }
+    check_tags(&input.tags)?;
     ctx.allow(&name)?;
     let mut update = to_update(&input.attributes)?;
     if let Some(Some(dlq)) = &update.dead_letter {
@@ -400,6 +396,9 @@ async fn create_queue(ctx: &Ctx, input: CreateQueueInput) -> Result<Value, SqsEr
         }
     } else {
         queues::put(State(ctx.node.clone()), Path(name.clone()), Json(update)).await?;
+        if !input.tags.is_empty() {
+            queues::tag(&ctx.node, name.clone(), input.tags, Vec::new()).await?;
+        }
     }
     Ok(json!({"QueueUrl": ctx.queue_url(&name)}))
 }
@@ -652,6 +651,65 @@ fn list_dead_letter_sources(ctx: &Ctx, input: ListSourcesInput) -> Result<Value,
         out["NextToken"] = Value::String(last.clone());
     }
     Ok(out)
+}
+
+// ---- tags ----
+
+/// SQS's limits on a tag: a key of 1 to 128 characters, a value of up to 256.
+fn check_tags(tags: &BTreeMap<String, String>) -> Result<(), SqsError> {
+    for (key, value) in tags {
+        if key.is_empty()
+            || key.chars().count() > 128
+            || key.to_ascii_lowercase().starts_with("aws:")
+        {
+            return Err(SqsError::invalid_parameter(format!(
+                "the tag key {key:?} must be 1 to 128 characters and not start with aws:"
+            )));
+        }
+        if value.chars().count() > 256 {
+            return Err(SqsError::invalid_parameter(format!(
+                "the value of tag {key} is longer than 256 characters"
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct TagInput {
+    queue_url: String,
+    #[serde(default)]
+    tags: BTreeMap<String, String>,
+}
+
+async fn tag_queue(ctx: &Ctx, input: TagInput) -> Result<Value, SqsError> {
+    let name = ctx.queue(&input.queue_url)?;
+    check_tags(&input.tags)?;
+    queues::tag(&ctx.node, name, input.tags, Vec::new()).await?;
+    Ok(json!({}))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct UntagInput {
+    queue_url: String,
+    #[serde(default)]
+    tag_keys: Vec<String>,
+}
+
+async fn untag_queue(ctx: &Ctx, input: UntagInput) -> Result<Value, SqsError> {
+    let name = ctx.queue(&input.queue_url)?;
+    queues::tag(&ctx.node, name, BTreeMap::new(), input.tag_keys).await?;
+    Ok(json!({}))
+}
+
+fn list_queue_tags(ctx: &Ctx, input: QueueUrlInput) -> Result<Value, SqsError> {
+    let queue = view(ctx, &ctx.queue(&input.queue_url)?)?;
+    if queue.tags.is_empty() {
+        return Ok(json!({}));
+    }
+    Ok(json!({"Tags": queue.tags}))
 }
 
 // ---- messages ----
