@@ -41,6 +41,20 @@ pub async fn reconcile(
     ctx.metrics.reconciled("SluiceCluster", started.elapsed());
     if let Err(e) = &result {
         ctx.metrics.failed("SluiceCluster", e.reason());
+        // Say why in status too, where a person looks first (best effort: the write
+        // may fail for the same reason).
+        let mut status = cluster.status.clone().unwrap_or_default();
+        set_condition(
+            &mut status.conditions,
+            conditions::READY,
+            false,
+            e.reason(),
+            e.to_string(),
+            cluster.meta().generation,
+        );
+        let api: Api<SluiceCluster> =
+            Api::namespaced(ctx.kube.clone(), &cluster.namespace().unwrap_or_default());
+        let _ = patch_status(&api, &*cluster, &status).await;
     }
     result
 }

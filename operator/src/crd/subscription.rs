@@ -52,9 +52,9 @@ pub struct SubscriptionSpec {
     pub filter: Option<FilterSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry: Option<RetrySpec>,
-    /// What a push carries (default JSON).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub format: Option<DeliveryFormatSpec>,
+    /// What a push carries.
+    #[serde(default)]
+    pub format: DeliveryFormatSpec,
     /// Broker queue that push deliveries go to after their last retry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "broker_name_schema")]
@@ -157,12 +157,16 @@ pub struct RetrySpec {
     pub interval_seconds: Option<u32>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum DeliveryFormatSpec {
+    /// A JSON document with the body and everything published with it.
+    #[default]
     #[serde(rename = "JSON")]
     Json,
+    /// An MNS-style XML `<Notification>`.
     #[serde(rename = "XML")]
     Xml,
+    /// The body alone.
     #[serde(rename = "SIMPLIFIED")]
     Simplified,
 }
@@ -274,7 +278,7 @@ impl SubscriptionSpec {
                 max_retries: r.max_retries,
                 interval_seconds: r.interval_seconds,
             }),
-            format: self.format.map(|f| match f {
+            format: Some(match self.format {
                 DeliveryFormatSpec::Json => wire::DeliveryFormat::Json,
                 DeliveryFormatSpec::Xml => wire::DeliveryFormat::Xml,
                 DeliveryFormatSpec::Simplified => wire::DeliveryFormat::Simplified,

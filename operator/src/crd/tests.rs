@@ -8,21 +8,29 @@ fn schema(crd: &CustomResourceDefinition) -> Value {
     serde_json::to_value(&crd.spec.versions[0].schema).expect("schema")["openAPIV3Schema"].clone()
 }
 
-/// `crds/` holds exactly what `sluice-operator crds --dir crds` writes.
+/// `crds/` (and the chart's copy) hold exactly what `sluice-operator crds --dir crds`
+/// writes.
 #[test]
-fn the_crds_directory_is_what_the_generator_writes() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../crds");
+fn the_crds_directories_are_what_the_generator_writes() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    for dir in [root.join("crds"), root.join("charts/sluice/crds")] {
+        crds_directory_is_generated(&dir);
+    }
+}
+
+fn crds_directory_is_generated(dir: &std::path::Path) {
     let mut expected: Vec<String> = Vec::new();
     for (file, crd) in all() {
         expected.push(file.to_string());
         let written = std::fs::read_to_string(dir.join(file)).unwrap_or_default();
         assert!(
             written == to_yaml(&crd).expect("yaml"),
-            "crds/{file} differs from the generated CRD; run `cargo run -p sluice-operator -- crds --dir crds`"
+            "{}/{file} differs from the generated CRD; run `cargo run -p sluice-operator -- crds --dir crds` and copy crds/*.yaml to charts/sluice/crds/",
+            dir.display()
         );
     }
-    let mut present: Vec<String> = std::fs::read_dir(&dir)
-        .expect("crds/")
+    let mut present: Vec<String> = std::fs::read_dir(dir)
+        .expect("a crds directory")
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
         .filter(|f| f.ends_with(".yaml"))
         .collect();
