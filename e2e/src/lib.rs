@@ -9,6 +9,7 @@ pub mod bench;
 pub mod browser;
 pub mod checker;
 pub mod cluster;
+pub mod kube;
 pub mod peers;
 pub mod sink;
 pub mod workload;
