@@ -83,6 +83,16 @@ pub enum Command {
     /// The cluster: members, roles, leaders, lag; add, drain and remove members.
     #[command(subcommand)]
     Cluster(ClusterCommand),
+    /// Check the broker end to end: send a message to a queue (made if missing), receive
+    /// it back and acknowledge it. Exits 0 when it came back, 1 when not.
+    Check {
+        /// The queue used for the check.
+        #[arg(long, default_value = "sluice-check")]
+        queue: String,
+        /// Seconds to wait for the message to come back.
+        #[arg(long, default_value_t = 20)]
+        timeout: u64,
+    },
     /// Print shell completions.
     Completions { shell: clap_complete::Shell },
 }

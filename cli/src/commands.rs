@@ -72,6 +72,9 @@ pub async fn run(cli: &Cli, client: &Client) -> Result<()> {
         Command::Subscription(c) => subscription(out, client, c).await,
         Command::Pull(a) => pull(out, client, a).await,
         Command::Cluster(c) => cluster(out, client, c).await,
+        Command::Check { queue, timeout } => {
+            check(out, client, queue, Duration::from_secs(*timeout)).await
+        }
         Command::Completions { .. } => Ok(()), // answered before a client is made
     }
 }
@@ -274,6 +277,64 @@ async fn receive(out: Format, client: &Client, a: &ReceiveArgs) -> Result<()> {
     }
     print(out, &messages, |m| output::messages(m));
     Ok(())
+}
+
+/// Sends a unique message and receives it back; acknowledges what it receives of its own.
+async fn check(out: Format, client: &Client, queue: &str, timeout: Duration) -> Result<()> {
+    let started = std::time::Instant::now();
+    if let Err(e) = client.get_queue(queue).await {
+        if e.code() != Some(sluice_client::ErrorCode::QueueNotFound) {
+            return Err(e.into());
+        }
+        client
+            .put_queue(queue, &QueueAttributesUpdate::default())
+            .await?;
+    }
+    let body = format!("sluice check {}", sluice_client::random_token());
+    let sent = client.send(queue, &SendMessage::text(body.clone())).await?;
+    while started.elapsed() < timeout {
+        let messages = client
+            .receive(
+                queue,
+                &ReceiveRequest {
+                    max: Some(32),
+                    wait_seconds: Some(1),
+                    visibility_seconds: None,
+                },
+            )
+            .await?;
+        // Earlier checks' leftovers are acknowledged too; another client's are not.
+        let ours: Vec<String> = messages
+            .iter()
+            .filter(|m| {
+                m.body
+                    .as_deref()
+                    .is_some_and(|b| b.starts_with("sluice check "))
+            })
+            .filter_map(|m| m.receipt.clone())
+            .collect();
+        if !ours.is_empty() {
+            client.ack(queue, &ours).await?;
+        }
+        if messages.iter().any(|m| m.id == sent.id) {
+            let millis = started.elapsed().as_millis();
+            match out {
+                Format::Json => println!(
+                    "{}",
+                    serde_json::json!({"ok": true, "queue": queue, "id": sent.id, "millis": millis})
+                ),
+                Format::Table => {
+                    println!("ok: {queue} sent, received and acknowledged in {millis} ms")
+                }
+            }
+            return Ok(());
+        }
+    }
+    bail!(
+        "message {} sent to {queue} did not come back within {} s",
+        sent.id,
+        timeout.as_secs()
+    )
 }
 
 async fn drain(out: Format, client: &Client, queue: &str, quiet: bool) -> Result<()> {

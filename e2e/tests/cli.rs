@@ -387,3 +387,27 @@ async fn bad_command_lines_and_unreachable_brokers_have_their_exit_codes() {
     assert_eq!(completions.code, 0);
     assert!(completions.stdout.contains("_sluice"));
 }
+
+#[tokio::test]
+async fn check_sends_a_message_and_gets_it_back() {
+    let (_dir, mut broker) = broker("cli-check").await;
+    let url = broker.url();
+    let first = sluice(&url, &["check", "-o", "json"], None).json();
+    assert_eq!(first["ok"], true);
+    assert_eq!(first["queue"], "sluice-check");
+    // Again, on the queue the first check made; nothing of the check is left behind.
+    let again = sluice(&url, &["check", "--queue", "sluice-check"], None);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(
+        again.stdout.starts_with("ok: sluice-check"),
+        "{}",
+        again.stdout
+    );
+    let counts = sluice(&url, &["queue", "get", "sluice-check", "-o", "json"], None).json();
+    assert_eq!(counts["counts"]["visible"], 0);
+    assert_eq!(counts["counts"]["inFlight"], 0);
+    // A broker that is down fails the check with the "unreachable" code.
+    broker.kill9().expect("kill");
+    let down = sluice(&url, &["check", "--timeout", "2"], None);
+    assert_eq!(down.code, 4, "{}", down.stderr);
+}

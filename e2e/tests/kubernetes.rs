@@ -14,14 +14,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use serde_json::Value;
 use sluice_client::Client;
-use sluice_e2e::checker::Checker;
+use sluice_e2e::checker::{Checker, Verdict};
 use sluice_e2e::kube::{KubeNode, build_images, ready, wait_for, workspace};
 use sluice_e2e::workload;
 
 const NS: &str = "e2e";
+/// Where the chart test installs its release (and its cluster, named after it).
+const CHART_NS: &str = "chart";
 const OPERATOR_NS: &str = "sluice-system";
 const LOAD_QUEUE: &str = "load";
 const SETTLE: Duration = Duration::from_secs(300);
@@ -48,11 +50,17 @@ fn queue_yaml(name: &str, extra: &str) -> String {
 
 /// Waits until the SluiceCluster is Ready with `n` voters and `n` ready pods; its status.
 async fn cluster_settles(node: &KubeNode, n: usize, image: &str) -> Result<Value> {
+    settles(node, NS, "demo", n, image).await
+}
+
+/// Waits until SluiceCluster `name` in `ns` is Ready with `n` voters and `n` ready pods
+/// running `image`; its last state.
+async fn settles(node: &KubeNode, ns: &str, name: &str, n: usize, image: &str) -> Result<Value> {
     wait_for(
         &format!("a ready cluster of {n} on {image}"),
         SETTLE,
         || {
-            let Some(c) = node.get(NS, "sluicecluster", "demo")? else {
+            let Some(c) = node.get(ns, "sluicecluster", name)? else {
                 return Ok(None);
             };
             let status = &c["status"];
@@ -78,6 +86,13 @@ async fn resource_ready(node: &KubeNode, kind: &str, name: &str) -> Result<Value
         || Ok(node.get(NS, kind, name)?.filter(|o| ready(o).0)),
     )
     .await
+}
+
+/// The identity holding the operator's leader Lease.
+fn lease_holder(node: &KubeNode) -> Result<String> {
+    node.get(OPERATOR_NS, "lease", "sluice-operator")?
+        .and_then(|l| l["spec"]["holderIdentity"].as_str().map(str::to_string))
+        .context("no holder of the operator's Lease")
 }
 
 /// Runs the `sluice` CLI in a pod of its own image; its output.
@@ -138,6 +153,10 @@ struct Load {
 }
 
 fn start_load(client: &Client, checker: &Arc<Checker>) -> Load {
+    start_load_on(client, checker, LOAD_QUEUE)
+}
+
+fn start_load_on(client: &Client, checker: &Arc<Checker>, queue: &'static str) -> Load {
     let stop_senders = Arc::new(AtomicBool::new(false));
     let stop_consumers = Arc::new(AtomicBool::new(false));
     let tasks = (0..2)
@@ -145,7 +164,7 @@ fn start_load(client: &Client, checker: &Arc<Checker>) -> Load {
             tokio::spawn(workload::sender(
                 client.clone(),
                 checker.clone(),
-                LOAD_QUEUE,
+                queue,
                 task,
                 4,
                 stop_senders.clone(),
@@ -157,7 +176,7 @@ fn start_load(client: &Client, checker: &Arc<Checker>) -> Load {
             tokio::spawn(workload::consumer(
                 client.clone(),
                 checker.clone(),
-                LOAD_QUEUE,
+                queue,
                 10,
                 stop_consumers.clone(),
             ))
@@ -169,6 +188,33 @@ fn start_load(client: &Client, checker: &Arc<Checker>) -> Load {
         tasks,
         consumers,
     }
+}
+
+/// Stops the senders, lets the consumers empty `queue`, and judges.
+async fn drain(client: &Client, load: Load, checker: &Checker, queue: &str) -> Result<Verdict> {
+    load.stop_senders.store(true, Ordering::Relaxed);
+    for task in load.tasks {
+        task.await?;
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let c = client.get_queue(queue).await?.counts;
+        if c.visible + c.in_flight + c.delayed == 0 {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "{} messages left after draining for 120 s",
+                c.visible + c.in_flight + c.delayed
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    load.stop_consumers.store(true, Ordering::Relaxed);
+    for task in load.consumers {
+        task.await?;
+    }
+    Ok(checker.verdict())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -398,30 +444,7 @@ async fn scenario(node: &KubeNode) -> Result<()> {
         format!("back and caught up in {} s", t.elapsed().as_secs()),
     ));
 
-    // Drain and judge.
-    load.stop_senders.store(true, Ordering::Relaxed);
-    for task in load.tasks {
-        task.await?;
-    }
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let c = client.get_queue(LOAD_QUEUE).await?.counts;
-        if c.visible + c.in_flight + c.delayed == 0 {
-            break;
-        }
-        if Instant::now() > deadline {
-            bail!(
-                "{} messages left after draining for 120 s",
-                c.visible + c.in_flight + c.delayed
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    load.stop_consumers.store(true, Ordering::Relaxed);
-    for task in load.consumers {
-        task.await?;
-    }
-    let verdict = checker.verdict();
+    let verdict = drain(&client, load, &checker, LOAD_QUEUE).await?;
 
     // Pausing, and both deletion policies.
     node.kubectl(&[
@@ -468,6 +491,57 @@ async fn scenario(node: &KubeNode) -> Result<()> {
         "kept on the broker / removed".into(),
     ));
 
+    // The operator's metrics, then its failover: the Lease holder's pod is deleted and
+    // the other replica reconciles a new queue.
+    let holder = lease_holder(node)?;
+    let holder_ip = node
+        .get(OPERATOR_NS, "pod", &holder)?
+        .and_then(|p| p["status"]["podIP"].as_str().map(str::to_string))
+        .context("the leading operator pod has no IP")?;
+    let metrics = reqwest::get(format!("http://{holder_ip}:8081/metrics"))
+        .await?
+        .text()
+        .await?;
+    assert!(
+        metrics.contains("sluice_operator_reconciles_total{kind=\"Queue\"}"),
+        "{metrics}"
+    );
+    let t = Instant::now();
+    node.kubectl(&["delete", "pod", "-n", OPERATOR_NS, &holder, "--wait=false"])?;
+    node.apply(NS, &queue_yaml("after-failover", ""))?;
+    resource_ready(node, "queue", "after-failover").await?;
+    let successor = lease_holder(node)?;
+    assert_ne!(successor, holder, "another replica must lead");
+    table.push((
+        "leading operator pod deleted".into(),
+        format!(
+            "{successor} leads; a new Queue ready in {} s",
+            t.elapsed().as_secs()
+        ),
+    ));
+
+    // With the cluster gone, its resources can still be deleted.
+    node.kubectl(&[
+        "delete",
+        "-n",
+        NS,
+        "sluicecluster",
+        "demo",
+        "--timeout=120s",
+    ])?;
+    node.kubectl(&[
+        "delete",
+        "-n",
+        NS,
+        "queues,topics,subscriptions",
+        "--all",
+        "--timeout=60s",
+    ])?;
+    table.push((
+        "SluiceCluster deleted, then its queues, topic, subscription".into(),
+        "all deleted, nothing wedged".into(),
+    ));
+
     println!("\n| day-2 operation | result |\n|---|---|");
     for (op, result) in &table {
         println!("| {op} | {result} |");
@@ -482,5 +556,160 @@ async fn scenario(node: &KubeNode) -> Result<()> {
         "too little load:\n{verdict}"
     );
     assert!(verdict.ok(), "{verdict}");
+    Ok(())
+}
+
+/// The chart as a platform engineer uses it: `helm install` with a cluster and a queue,
+/// `helm test`, `helm upgrade` to a new broker image under a checked load, and
+/// `helm uninstall`, after which nothing of the release is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chart_installs_tests_upgrades_and_uninstalls() {
+    let node = KubeNode::up().expect("a Kubernetes node (run as root, with Docker)");
+    if let Err(e) = chart_scenario(&node).await {
+        panic!("{e:#}\n\n{}", node.diagnostics(CHART_NS));
+    }
+}
+
+async fn chart_scenario(node: &KubeNode) -> Result<()> {
+    build_images(&["e2e", "e2e-2"])?;
+    let chart = workspace().join("charts/sluice");
+    let chart = chart.to_string_lossy();
+    let images = [
+        "operator.image.tag=e2e",
+        "operator.image.pullPolicy=Never",
+        "cluster.image.tag=e2e",
+        "cluster.image.pullPolicy=Never",
+        "tests.image.tag=e2e",
+        "tests.image.pullPolicy=Never",
+    ];
+    let mut install = vec![
+        "install",
+        "sluice",
+        &chart,
+        "-n",
+        CHART_NS,
+        "--create-namespace",
+        // Kubernetes 1.20's server-side apply refuses the CRDs' validation rules.
+        "--server-side=false",
+        "--set",
+        "cluster.enabled=true",
+        "--set",
+        "cluster.storage.size=200Mi",
+        "--set",
+        "queues[0].name=orders",
+        "--set",
+        "queues[0].visibilitySeconds=20",
+        "--wait",
+        "--timeout",
+        "180s",
+    ];
+    for set in &images {
+        install.extend(["--set", set]);
+    }
+    let t = Instant::now();
+    node.helm(&install)?;
+    settles(node, CHART_NS, "sluice", 3, "sluice-broker:e2e").await?;
+    wait_for("queue orders Ready", Duration::from_secs(120), || {
+        Ok(node
+            .get(CHART_NS, "queue", "orders")?
+            .filter(|q| ready(q).0))
+    })
+    .await?;
+    println!(
+        "helm install: operator, 3 brokers and a queue ready in {} s",
+        t.elapsed().as_secs()
+    );
+
+    let tested = node.helm(&["test", "sluice", "-n", CHART_NS, "--timeout", "120s"])?;
+    assert!(tested.contains("Succeeded"), "{tested}");
+    println!("helm test: passed");
+
+    // An upgrade to a new broker image rolls the brokers under load; nothing is lost.
+    let url = format!(
+        "http://{}:8080",
+        node.service_ip(CHART_NS, "sluice-broker")?
+    );
+    let client = Client::new(&url)?.retry_for(Duration::from_secs(60));
+    let checker = Arc::new(Checker::new());
+    let load = start_load_on(&client, &checker, "orders");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let t = Instant::now();
+    node.helm(&[
+        "upgrade",
+        "sluice",
+        &chart,
+        "-n",
+        CHART_NS,
+        "--server-side=false",
+        "--reuse-values",
+        "--set",
+        "cluster.image.tag=e2e-2",
+        "--wait",
+        "--timeout",
+        "180s",
+    ])?;
+    settles(node, CHART_NS, "sluice", 3, "sluice-broker:e2e-2").await?;
+    let verdict = drain(&client, load, &checker, "orders").await?;
+    println!(
+        "helm upgrade to a new image tag: rolled in {} s\n{verdict}",
+        t.elapsed().as_secs()
+    );
+    assert!(
+        verdict.sends_acknowledged > 50,
+        "too little load:\n{verdict}"
+    );
+    assert!(verdict.ok(), "{verdict}");
+
+    // Uninstall: the hook deletes the release's resources while the operator runs.
+    let t = Instant::now();
+    node.helm(&[
+        "uninstall",
+        "sluice",
+        "-n",
+        CHART_NS,
+        "--wait",
+        "--timeout",
+        "300s",
+    ])?;
+    let left = wait_for(
+        "nothing of the release left",
+        Duration::from_secs(180),
+        || {
+            let mut left = Vec::new();
+            for kind in [
+                "pods",
+                "statefulsets",
+                "services",
+                "pvc",
+                "deployments",
+                "jobs",
+                "sluiceclusters",
+                "queues",
+            ] {
+                for object in node.list(CHART_NS, kind, "app.kubernetes.io/name=sluice")? {
+                    left.push(format!(
+                        "{kind}/{}",
+                        object["metadata"]["name"].as_str().unwrap_or("?")
+                    ));
+                }
+            }
+            let roles = node.kubectl(&[
+                "get",
+                "clusterroles",
+                "-l",
+                "app.kubernetes.io/instance=sluice",
+                "-o",
+                "name",
+            ])?;
+            left.extend(roles.lines().map(str::to_string));
+            Ok(left.is_empty().then_some(left))
+        },
+    )
+    .await?;
+    assert!(left.is_empty());
+    println!(
+        "helm uninstall: nothing left after {} s",
+        t.elapsed().as_secs()
+    );
     Ok(())
 }

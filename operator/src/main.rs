@@ -45,6 +45,18 @@ enum Command {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// Delete the Sluice resources matching a label selector in a namespace, and wait
+    /// until the running operator has cleaned each up (the Helm chart's pre-delete hook,
+    /// so an uninstall leaves nothing behind).
+    Cleanup {
+        #[arg(long, env = "POD_NAMESPACE")]
+        namespace: String,
+        #[arg(long)]
+        selector: String,
+        /// Seconds to wait for everything to go.
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+    },
 }
 
 #[derive(clap::Args)]
@@ -77,6 +89,18 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Crds { dir } => print_crds(dir),
         Command::Run(args) => run(args).await,
+        Command::Cleanup {
+            namespace,
+            selector,
+            timeout,
+        } => {
+            cleanup(
+                &namespace,
+                &selector,
+                std::time::Duration::from_secs(timeout),
+            )
+            .await
+        }
     }
 }
 
@@ -262,6 +286,70 @@ async fn topology_controller<T: Topology>(
         .run(topology::reconcile::<T>, topology::error_policy::<T>, ctx)
         .for_each(|_| async {})
         .await;
+}
+
+async fn cleanup(
+    namespace: &str,
+    selector: &str,
+    timeout: std::time::Duration,
+) -> anyhow::Result<()> {
+    init_logs(false);
+    let kube = kube::Client::try_default()
+        .await
+        .context("no Kubernetes API server found (in-cluster config or KUBECONFIG)")?;
+    let deadline = tokio::time::Instant::now() + timeout;
+    // Subscriptions before their topics; queues; the clusters last, while their
+    // brokers can still be asked to delete what the others name.
+    delete_all::<Subscription>(&kube, namespace, selector, deadline).await?;
+    delete_all::<Topic>(&kube, namespace, selector, deadline).await?;
+    delete_all::<Queue>(&kube, namespace, selector, deadline).await?;
+    delete_all::<SluiceCluster>(&kube, namespace, selector, deadline).await?;
+    Ok(())
+}
+
+/// Deletes every `K` matching `selector` and waits until they are gone.
+async fn delete_all<K>(
+    kube: &kube::Client,
+    namespace: &str,
+    selector: &str,
+    deadline: tokio::time::Instant,
+) -> anyhow::Result<()>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let api: Api<K> = Api::namespaced(kube.clone(), namespace);
+    let params = kube::api::ListParams::default().labels(selector);
+    let kind = K::kind(&());
+    let names: Vec<String> = api
+        .list(&params)
+        .await?
+        .items
+        .iter()
+        .map(|o| kube::ResourceExt::name_any(o))
+        .collect();
+    for name in &names {
+        tracing::info!(%kind, %name, "deleting");
+        match api.delete(name, &kube::api::DeleteParams::default()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    loop {
+        let left = api.list(&params).await?.items.len();
+        if left == 0 {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!(
+                "{left} {kind} resources are still there (is the operator running?); `helm uninstall --no-hooks` skips this step"
+            );
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
 }
 
 /// Fails with what to do when the CRDs are not installed.

@@ -15,3 +15,14 @@ app.kubernetes.io/component: operator
 {{- define "sluice.operatorName" -}}
 {{ .Release.Name }}-operator
 {{- end -}}
+
+{{- define "sluice.clusterName" -}}
+{{ default .Release.Name .Values.cluster.name }}
+{{- end -}}
+
+{{/* The labels the operator puts on a cluster's broker pods. */}}
+{{- define "sluice.brokerSelector" -}}
+app.kubernetes.io/name: sluice
+app.kubernetes.io/instance: {{ include "sluice.clusterName" . }}
+app.kubernetes.io/component: broker
+{{- end -}}

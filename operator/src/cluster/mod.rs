@@ -194,6 +194,7 @@ async fn reconcile_inner(
         &observed,
     )
     .await?;
+    own_claims(cluster, ctx, &namespace).await?;
 
     // Status.
     status.replicas = i32::try_from(pod_views.len()).unwrap_or(i32::MAX);
@@ -330,6 +331,44 @@ async fn take(
             pods.delete(&pod, &DeleteParams::default()).await?;
         }
         Action::Wait(_) | Action::Blocked(_) | Action::Done => {}
+    }
+    Ok(())
+}
+
+/// Makes the cluster own its brokers' volume claims (which the StatefulSet makes but
+/// never deletes), so they go with it, unless `storage.retainClaims` says otherwise.
+async fn own_claims(
+    cluster: &SluiceCluster,
+    ctx: &Context,
+    namespace: &str,
+) -> Result<(), Failure> {
+    if cluster.spec.storage.retain_claims {
+        return Ok(());
+    }
+    let Some(owner) = cluster.controller_owner_ref(&()) else {
+        return Ok(());
+    };
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(ctx.kube.clone(), namespace);
+    let list = claims
+        .list(&ListParams::default().labels(&resources::selector_string(cluster)))
+        .await?;
+    for claim in list.items {
+        let owned = claim.owner_references().iter().any(|o| o.uid == owner.uid);
+        if owned {
+            continue;
+        }
+        let patch = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": {"name": claim.name_any(), "ownerReferences": [owner]},
+        });
+        claims
+            .patch(
+                &claim.name_any(),
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&patch),
+            )
+            .await?;
     }
     Ok(())
 }

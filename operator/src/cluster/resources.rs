@@ -27,6 +27,8 @@ const DATA_DIR: &str = "/var/lib/sluice";
 pub const BROKER_UID: i64 = 65532;
 /// Pod annotation carrying a hash of the broker configuration, so a change rolls the pods.
 pub const CONFIG_HASH_ANNOTATION: &str = "sluice.dev/config-hash";
+/// Label of the Service of one broker pod, so monitoring can scrape each broker once.
+pub const POD_SERVICE_LABEL: &str = "sluice.dev/pod-service";
 
 /// Names of the objects of one cluster, derived from its name in one place.
 pub struct Names {
@@ -187,8 +189,12 @@ pub fn pod_service(cluster: &SluiceCluster, ordinal: i32) -> Service {
         "statefulset.kubernetes.io/pod-name".into(),
         names.pod(ordinal),
     );
+    let mut metadata = meta(cluster, names.pod_service(ordinal));
+    if let Some(labels) = metadata.labels.as_mut() {
+        labels.insert(POD_SERVICE_LABEL.into(), "true".into());
+    }
     Service {
-        metadata: meta(cluster, names.pod_service(ordinal)),
+        metadata,
         spec: Some(ServiceSpec {
             publish_not_ready_addresses: Some(true),
             selector: Some(selector),
@@ -451,6 +457,8 @@ mod tests {
             "demo-2"
         );
         assert_eq!(spec.publish_not_ready_addresses, Some(true));
+        let labels = pod_service(&cluster(), 2).metadata.labels.expect("labels");
+        assert_eq!(labels[POD_SERVICE_LABEL], "true");
         assert_eq!(
             peer_service(&cluster())
                 .spec

@@ -82,6 +82,10 @@ pub struct StorageSpec {
     /// Storage class of the claims (default: the cluster's default class).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_class_name: Option<String>,
+    /// Keep the volume claims (and so the messages) when the SluiceCluster is deleted.
+    /// By default they belong to it and go with it.
+    #[serde(default)]
+    pub retain_claims: bool,
 }
 
 fn default_storage_size() -> String {
@@ -93,6 +97,7 @@ impl Default for StorageSpec {
         Self {
             size: default_storage_size(),
             storage_class_name: None,
+            retain_claims: false,
         }
     }
 }
