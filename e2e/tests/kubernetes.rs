@@ -73,7 +73,18 @@ async fn settles(node: &KubeNode, ns: &str, name: &str, n: usize, image: &str) -
                 && status["readyReplicas"] == n as u64
                 && status["replicas"] == n as u64
                 && status["image"] == image;
-            Ok(settled.then_some(c))
+            if !settled {
+                return Ok(None);
+            }
+            // What the status says, the pods show.
+            let selector =
+                format!("app.kubernetes.io/instance={name},app.kubernetes.io/component=broker");
+            let pods = node.list(ns, "pod", &selector)?;
+            let on_image = pods.len() == n
+                && pods
+                    .iter()
+                    .all(|p| p["spec"]["containers"][0]["image"] == image);
+            Ok(on_image.then_some(c))
         },
     )
     .await

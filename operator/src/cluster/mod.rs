@@ -168,7 +168,11 @@ async fn reconcile_inner(
         }
     };
     let cluster_status = Broker::cluster(&broker).await.ok();
+    let wanted = resources::statefulset(cluster, current.unwrap_or(cluster.spec.replicas), &hash);
     let observed = Observed {
+        statefulset_settled: existing
+            .as_ref()
+            .is_some_and(|s| statefulset_settled(s, &wanted)),
         desired: cluster.spec.replicas,
         statefulset_replicas: current,
         update_revision: existing
@@ -215,7 +219,22 @@ async fn reconcile_inner(
             .map(|m| m.pod.clone());
     }
     let settled = matches!(step.action, Action::Done);
-    if settled {
+    // The image every broker runs, once all of them run it.
+    let running: Vec<Option<&str>> = pod_list
+        .items
+        .iter()
+        .map(|p| {
+            p.spec
+                .as_ref()
+                .and_then(|s| s.containers.first())
+                .and_then(|c| c.image.as_deref())
+        })
+        .collect();
+    if settled
+        && running
+            .iter()
+            .all(|i| *i == Some(cluster.spec.image.as_str()))
+    {
         status.image = Some(cluster.spec.image.clone());
     }
     let (ready, reason, message) = match (&step.action, &outcome) {
@@ -278,6 +297,26 @@ async fn reconcile_inner(
     } else {
         STEP_INTERVAL
     }))
+}
+
+/// True when `existing` has the pod template of `wanted` and its controller has seen
+/// its latest spec, so its `updateRevision` is the revision of that template.
+fn statefulset_settled(existing: &StatefulSet, wanted: &StatefulSet) -> bool {
+    let template = |s: &StatefulSet| {
+        let t = s.spec.as_ref().map(|s| &s.template);
+        let image = t
+            .and_then(|t| t.spec.as_ref())
+            .and_then(|p| p.containers.first())
+            .and_then(|c| c.image.clone());
+        let hash = t
+            .and_then(|t| t.metadata.as_ref())
+            .and_then(|m| m.annotations.as_ref())
+            .and_then(|a| a.get(resources::CONFIG_HASH_ANNOTATION).cloned());
+        (image, hash)
+    };
+    let seen = existing.status.as_ref().and_then(|s| s.observed_generation)
+        >= existing.metadata.generation;
+    seen && template(existing) == template(wanted)
 }
 
 fn pod_view(pod: &Pod) -> Option<PodView> {

@@ -31,6 +31,9 @@ pub struct Observed {
     pub statefulset_replicas: Option<i32>,
     /// The revision pods should have (the StatefulSet's `updateRevision`).
     pub update_revision: Option<String>,
+    /// The StatefulSet has the pod template this reconcile applies, and its controller
+    /// has seen it (so `update_revision` names that template).
+    pub statefulset_settled: bool,
     pub pods: Vec<PodView>,
     /// Raft members, as a broker answered; `None` when no broker answered.
     pub members: Option<Vec<Member>>,
@@ -143,6 +146,11 @@ pub fn plan(o: &Observed) -> Step {
         return step(Action::Wait(format!("node {} is catching up", m.id)));
     }
 
+    if !o.statefulset_settled {
+        return step(Action::Wait(
+            "the StatefulSet controller is taking in the new pod template".into(),
+        ));
+    }
     // Roll pods made from an old revision, one at a time, the leader last.
     if let Some(revision) = &o.update_revision {
         let leader = members.iter().find(|m| m.leader).map(|m| m.id);
@@ -217,6 +225,7 @@ mod tests {
             desired: n,
             statefulset_replicas: Some(n),
             update_revision: Some("r1".into()),
+            statefulset_settled: true,
             pods: (0..n).map(|i| ready_pod(i, "r1")).collect(),
             members: Some(
                 (0..n)
@@ -325,6 +334,13 @@ mod tests {
         assert_eq!(plan(&o).action, Action::Roll { ordinal: 1, id: 2 });
         o.pods[1] = ready_pod(1, "r2");
         assert_eq!(plan(&o).action, Action::Roll { ordinal: 0, id: 1 });
+    }
+
+    #[test]
+    fn nothing_is_done_until_the_statefulset_has_the_new_template() {
+        let mut o = healthy(3);
+        o.statefulset_settled = false;
+        assert!(matches!(plan(&o).action, Action::Wait(_)), "{:?}", plan(&o));
     }
 
     #[test]
