@@ -411,3 +411,81 @@ async fn check_sends_a_message_and_gets_it_back() {
     let down = sluice(&url, &["check", "--timeout", "2"], None);
     assert_eq!(down.code, 4, "{}", down.stderr);
 }
+
+/// The commands the other tests leave out: cluster add, drain and remove on a real
+/// cluster, `--url` instead of SLUICE_URL, sub get and delete, a delayed FIFO-less send,
+/// and redrive cancel when nothing runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_membership_and_the_remaining_commands() {
+    let dir = test_dir("cli-cluster").expect("dir");
+    let mut cluster = sluice_e2e::Cluster::start(dir.path(), 1)
+        .await
+        .expect("a one-node cluster");
+    let joiner = cluster.launch_joiner(&[]).expect("node 2 starts");
+    let first = cluster.node(1).url();
+    let peer = cluster.peer_address(joiner);
+    let added = sluice(
+        &first,
+        &["cluster", "add", &joiner.to_string(), &peer, "-o", "json"],
+        None,
+    )
+    .json();
+    let member = added["members"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .find(|m| m["id"] == joiner)
+        .cloned()
+        .expect("node 2 listed");
+    assert_eq!(member["role"], "voter", "{added}");
+
+    // Node 1 hands its leadership to node 2, then leaves; node 2 goes on alone.
+    let drained = sluice(&first, &["cluster", "drain", "1", "-o", "json"], None).json();
+    let leader = drained["groups"][0]["leader"].clone();
+    assert_eq!(leader, joiner, "{drained}");
+    let second = cluster.node(joiner).url();
+    let removed = Command::new(cli_binary().expect("the sluice binary builds"))
+        .args(["--url", &second, "cluster", "remove", "1", "-o", "json"])
+        .output()
+        .expect("sluice runs");
+    assert!(
+        removed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&removed.stderr)
+    );
+    let status: Value = serde_json::from_slice(&removed.stdout).expect("json");
+    let ids: Vec<&Value> = status["members"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .map(|m| &m["id"])
+        .collect();
+    assert_eq!(ids, [&Value::from(joiner)], "{status}");
+    let missing = sluice(&second, &["cluster", "remove", "9"], None);
+    assert_eq!(missing.code, 3, "{}", missing.stderr);
+
+    // Subscriptions by name, a delayed send, and redrive cancel with nothing running.
+    sluice(&second, &["queue", "create", "later"], None);
+    sluice(&second, &["topic", "create", "news"], None);
+    sluice(&second, &["sub", "create", "news", "feed", "--pull"], None);
+    let sub = sluice(&second, &["sub", "get", "news", "feed", "-o", "json"], None).json();
+    assert_eq!(sub["name"], "feed");
+    assert_eq!(
+        sluice(&second, &["sub", "delete", "news", "feed"], None).code,
+        0
+    );
+    assert_eq!(
+        sluice(&second, &["sub", "get", "news", "feed"], None).code,
+        3
+    );
+    let sent = sluice(
+        &second,
+        &["send", "later", "tomorrow", "--delay", "60"],
+        None,
+    );
+    assert_eq!(sent.code, 0, "{}", sent.stderr);
+    let queue = sluice(&second, &["queue", "get", "later", "-o", "json"], None).json();
+    assert_eq!(queue["counts"]["delayed"], 1, "{queue}");
+    let cancel = sluice(&second, &["redrive", "cancel", "later"], None);
+    assert_eq!(cancel.code, 3, "{}", cancel.stderr);
+}
