@@ -1076,3 +1076,127 @@ async fn push_delivery_goes_on_after_the_leader_is_killed() {
         pushes.len()
     );
 }
+
+/// A broker killed (SIGKILL) while an HTTP subscription is failing and retrying, and a
+/// device has committed part of a pull timeline: after the restart the pushes resume
+/// where the replicated state left them, and reach the endpoint once it recovers, every
+/// acknowledged message; the device goes on from its committed cursor, and history is
+/// still readable from any earlier cursor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_keeps_pending_pushes_and_committed_cursors() {
+    let (_dir, mut broker) = broker("topics-restart", &[]).await;
+    let (sink, base) = Sink::start().await.expect("sink");
+    let client = sluice_client::Client::new(&broker.url())
+        .expect("client")
+        .retry_for(Duration::from_secs(20));
+    client
+        .put_topic("events", &TopicAttributesUpdate::default())
+        .await
+        .expect("topic");
+    let mut push = SubscriptionSpec::new(http(format!("{base}/down")));
+    push.format = Some(DeliveryFormat::Simplified);
+    push.retry = backoff(100, 1);
+    client
+        .put_subscription("events", "hook", &push)
+        .await
+        .expect("push subscription");
+    client
+        .put_subscription("events", "phone", &SubscriptionSpec::new(Endpoint::Pull {}))
+        .await
+        .expect("pull subscription");
+
+    // The endpoint fails everything: the messages pile up as backlog and retries.
+    sink.fail("down", u32::MAX);
+    let mut acknowledged = Vec::new();
+    for i in 0..60 {
+        let body = format!("event {i}");
+        client
+            .publish("events", &PublishMessage::text(&body))
+            .await
+            .expect("publish");
+        acknowledged.push(body);
+    }
+    assert!(
+        sink.wait_for(Duration::from_secs(20), |pushes| pushes.len() >= 3)
+            .await,
+        "the endpoint was tried"
+    );
+    let read = client
+        .pull(
+            "events",
+            "phone",
+            &PullQuery {
+                device: Some("tablet".into()),
+                max: Some(25),
+                ..PullQuery::default()
+            },
+        )
+        .await
+        .expect("pull");
+    assert_eq!(read.messages.len(), 25);
+    client
+        .commit_cursor("events", "phone", "tablet", &read.cursor)
+        .await
+        .expect("commit");
+    let tenth = read.messages[9].cursor.clone();
+    let before = client
+        .get_subscription("events", "hook")
+        .await
+        .expect("counts")
+        .counts;
+    assert!(before.backlog + before.retrying > 0, "{before:?}");
+
+    broker.kill9().expect("kill");
+    broker.restart().await.expect("restart");
+    sink.fail("down", 0);
+
+    let all_there = sink
+        .wait_for(Duration::from_secs(60), |pushes| {
+            undelivered(&acknowledged, pushes).is_empty()
+        })
+        .await;
+    let missing = undelivered(&acknowledged, &sink.pushes());
+    assert!(
+        all_there && missing.is_empty(),
+        "never delivered after the restart: {missing:?}\n{}",
+        broker.log_tail()
+    );
+
+    // The device resumes after its committed cursor; an earlier cursor reads history.
+    let resumed = client
+        .pull(
+            "events",
+            "phone",
+            &PullQuery {
+                device: Some("tablet".into()),
+                max: Some(100),
+                ..PullQuery::default()
+            },
+        )
+        .await
+        .expect("pull after the restart");
+    let bodies: Vec<String> = resumed
+        .messages
+        .iter()
+        .filter_map(|m| m.body.clone())
+        .collect();
+    assert_eq!(bodies, acknowledged[25..].to_vec());
+    let history = client
+        .pull(
+            "events",
+            "phone",
+            &PullQuery {
+                after: Some(tenth),
+                max: Some(5),
+                ..PullQuery::default()
+            },
+        )
+        .await
+        .expect("pull from an earlier cursor");
+    let bodies: Vec<String> = history
+        .messages
+        .iter()
+        .filter_map(|m| m.body.clone())
+        .collect();
+    assert_eq!(bodies, acknowledged[10..15].to_vec());
+}
