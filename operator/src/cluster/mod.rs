@@ -159,7 +159,6 @@ async fn reconcile_inner(
     let pod_list = pods
         .list(&ListParams::default().labels(&resources::selector_string(cluster)))
         .await?;
-    let pod_views: Vec<PodView> = pod_list.items.iter().filter_map(pod_view).collect();
     let broker = match &ctx.broker_url {
         Some(url) => client(&names.cluster, &[url.as_str()])?,
         None => {
@@ -168,7 +167,8 @@ async fn reconcile_inner(
         }
     };
     let cluster_status = Broker::cluster(&broker).await.ok();
-    let wanted = resources::statefulset(cluster, current.unwrap_or(cluster.spec.replicas), &hash);
+    // The pod template does not depend on the replicas, which the step decides below.
+    let mut wanted = resources::statefulset(cluster, cluster.spec.replicas, &hash);
     let observed = Observed {
         statefulset_settled: existing
             .as_ref()
@@ -179,16 +179,15 @@ async fn reconcile_inner(
             .as_ref()
             .and_then(|s| s.status.as_ref())
             .and_then(|s| s.update_revision.clone()),
-        pods: pod_views.clone(),
+        pods: pod_list.items.iter().filter_map(pod_view).collect(),
         members: cluster_status.as_ref().map(|c| c.members.clone()),
-        peer_addresses: peer_addresses.clone(),
+        peer_addresses,
     };
     let step = plan(&observed);
-    apply(
-        &statefulsets,
-        &resources::statefulset(cluster, step.statefulset_replicas, &hash),
-    )
-    .await?;
+    if let Some(spec) = wanted.spec.as_mut() {
+        spec.replicas = Some(step.statefulset_replicas);
+    }
+    apply(&statefulsets, &wanted).await?;
     let outcome = take(&step, cluster, &broker, &pods).await;
     clean_up_beyond(
         cluster,
@@ -201,9 +200,9 @@ async fn reconcile_inner(
     own_claims(cluster, ctx, &namespace).await?;
 
     // Status.
-    status.replicas = i32::try_from(pod_views.len()).unwrap_or(i32::MAX);
+    status.replicas = i32::try_from(observed.pods.len()).unwrap_or(i32::MAX);
     status.ready_replicas =
-        i32::try_from(pod_views.iter().filter(|p| p.ready).count()).unwrap_or(i32::MAX);
+        i32::try_from(observed.pods.iter().filter(|p| p.ready).count()).unwrap_or(i32::MAX);
     status.selector = resources::selector_string(cluster);
     status.observed_generation = cluster.meta().generation;
     status.endpoint = client_service
@@ -211,7 +210,7 @@ async fn reconcile_inner(
         .and_then(|s| s.cluster_ip)
         .map(|ip| format!("http://{ip}:{CLIENT_PORT}"));
     if let Some(c) = &cluster_status {
-        status.members = members(c, &names, &peer_addresses);
+        status.members = members(c, &names, &observed.peer_addresses);
         status.leader = status
             .members
             .iter()

@@ -58,7 +58,6 @@ pub mod conditions {
     pub const INVALID_ENDPOINT: &str = "InvalidEndpoint";
     pub const PAUSED: &str = "Paused";
     pub const PROGRESSING: &str = "Progressing";
-    pub const DEGRADED: &str = "Degraded";
 }
 
 /// Sets condition `type_` in `list`, keeping its transition time unless the status

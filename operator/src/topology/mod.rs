@@ -25,8 +25,6 @@ use crate::broker::Broker;
 use crate::context::{Context, Failure};
 use crate::crd::{DeletionPolicy, ResourceStatus, SluiceCluster, conditions, set_condition};
 
-pub use subscription::topic_broker_name;
-
 /// The finalizer that lets the operator delete the broker's side first.
 pub const FINALIZER: &str = "sluice.dev/cleanup";
 /// Annotation that stops the operator from touching a resource (`"true"`).

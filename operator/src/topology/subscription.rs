@@ -22,7 +22,7 @@ pub struct Resolved {
 }
 
 /// The broker name of the Topic resource `name` in `namespace`, if it exists.
-pub async fn topic_broker_name(
+async fn topic_broker_name(
     kube: &kube::Client,
     namespace: &str,
     name: &str,
