@@ -58,6 +58,12 @@ pub struct BrokerConfig {
     #[arg(long, env = "SLUICE_ACCESS_KEYS")]
     pub access_keys: Option<std::path::PathBuf>,
 
+    /// The AWS region the SQS and SNS layers name in ARNs (`arn:aws:sns:<region>:...`),
+    /// in answers and in the notifications they deliver. Set it to the region the
+    /// clients are configured with when they compare ARNs.
+    #[arg(long, env = "SLUICE_REGION", default_value = "us-east-1")]
+    pub region: String,
+
     /// For tests of the test checker only: answer a send once it has a log position,
     /// before it is replicated or synced. Loses acknowledged messages on a crash.
     #[arg(long, hide = true, env = "SLUICE_UNSAFE_ACK_BEFORE_COMMIT")]

@@ -38,6 +38,8 @@ pub struct Node {
     pub mailer: Option<Mailer>,
     /// The keys AWS-protocol requests must be signed with; none: no signatures checked.
     pub access_keys: Option<Arc<crate::compat::auth::AccessKeys>>,
+    /// The region named in SQS and SNS ARNs.
+    pub region: String,
     shutting_down: AtomicBool,
     shutdown: watch::Sender<bool>,
 }
@@ -82,6 +84,7 @@ impl Node {
             http,
             mailer,
             access_keys,
+            region: config.region.clone(),
             shutting_down: AtomicBool::new(false),
             shutdown,
         }))

@@ -284,6 +284,8 @@ pub enum DeliveryFormatArg {
     Json,
     Xml,
     Simplified,
+    /// Amazon SNS's JSON notification.
+    Sns,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -487,6 +487,7 @@ async fn subscription(out: Format, client: &Client, command: &SubscriptionComman
                 DeliveryFormatArg::Json => DeliveryFormat::Json,
                 DeliveryFormatArg::Xml => DeliveryFormat::Xml,
                 DeliveryFormatArg::Simplified => DeliveryFormat::Simplified,
+                DeliveryFormatArg::Sns => DeliveryFormat::Sns,
             });
             if a.retry.is_some() || a.max_retries.is_some() {
                 spec.retry = Some(RetryPolicy {

@@ -453,6 +453,9 @@ pub struct Message {
     /// On a message in a dead-letter queue: the queue it came from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_queue: Option<String>,
+    /// On a message a subscription delivered: the topic it was published to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
     /// Present on peek and look-up.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<MessageState>,
@@ -885,6 +888,11 @@ pub enum DeliveryFormat {
     Xml,
     /// The body alone.
     Simplified,
+    /// The JSON notification Amazon SNS sends (`"Type": "Notification"`, `Message`,
+    /// `TopicArn`, `MessageAttributes`). On a queue subscription it is how SQS
+    /// `ReceiveMessage` shows the message (SNS's delivery without `RawMessageDelivery`);
+    /// the v1 API always gives the body as published.
+    Sns,
 }
 
 /// The body of `PUT /v1/topics/{topic}/subscriptions/{sub}`.

@@ -5,6 +5,7 @@
 //! needs it, in the same profile as the caller, so a test never runs a stale broker.
 //! `SLUICE_BROKER_BIN` points at a prebuilt binary instead.
 
+pub mod aws;
 pub mod bench;
 pub mod browser;
 pub mod checker;

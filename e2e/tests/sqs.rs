@@ -8,70 +8,21 @@
 //! (or set `SLUICE_BOTO_QUERY` to another such directory).
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
 use std::time::Duration;
 
 use sluice_client::{ListQueues, QueueAttributesUpdate, ReceiveRequest, SendMessage};
+use sluice_e2e::aws::{self, aws_command, boto3_snippet, check, query_boto};
 use sluice_e2e::{Broker, BrokerOptions, Cluster, test_dir};
 
 const EXAMPLES: [&str; 4] = ["queues", "fifo", "dead_letter", "errors"];
 
-fn examples_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/sqs")
-}
-
-/// Where the query-protocol botocore is installed.
-fn query_boto() -> PathBuf {
-    std::env::var_os("SLUICE_BOTO_QUERY")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into()))
-                .join(".cache/sluice/boto-query")
-        })
-}
-
-/// A command with the AWS settings a program reads from the environment: dummy keys (the
-/// broker does not check signatures unless keys are configured) and a region.
-fn aws_command(program: &str, endpoint: &str, python_path: Option<&PathBuf>) -> Command {
-    let mut cmd = Command::new(program);
-    cmd.env("SQS_ENDPOINT", endpoint)
-        .env("AWS_ACCESS_KEY_ID", "sluice-test")
-        .env("AWS_SECRET_ACCESS_KEY", "sluice-test-secret")
-        .env("AWS_DEFAULT_REGION", "eu-central-1")
-        .env_remove("AWS_PROFILE")
-        .env_remove("AWS_ENDPOINT_URL");
-    if let Some(path) = python_path {
-        cmd.env("PYTHONPATH", path);
-    }
-    cmd
-}
-
-fn check(output: Output, what: &str) -> String {
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "{what} failed ({}):\nstdout:\n{stdout}\nstderr:\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
-}
-
 fn run_example(name: &str, endpoint: &str, python_path: Option<&PathBuf>) {
-    let script = examples_dir().join(format!("{name}.py"));
-    let output = aws_command("python3", endpoint, python_path)
-        .arg(&script)
-        .output()
-        .expect("python3 runs");
-    check(
-        output,
-        &format!("examples/sqs/{name}.py against {endpoint}"),
-    );
+    aws::run_example("sqs", name, endpoint, python_path.map(PathBuf::as_path));
 }
 
 /// The protocol the botocore on `python_path` speaks to SQS.
 fn botocore_protocol(python_path: Option<&PathBuf>) -> String {
-    let output = aws_command("python3", "unused", python_path)
+    let output = aws_command("python3", "unused", python_path.map(PathBuf::as_path))
         .args([
             "-c",
             "import botocore.session; print(botocore.session.get_session().get_service_model('sqs').metadata['protocol'])",
@@ -243,41 +194,18 @@ async fn the_aws_cli_sends_receives_and_deletes_and_v1_sees_the_same_queue() {
     );
 }
 
-/// Runs a Python snippet with boto3 signed by `key`/`secret`; its stdout, or the error.
-fn boto3_snippet(endpoint: &str, key: &str, secret: &str, code: &str) -> Result<String, String> {
-    let program = format!(
-        "import boto3, os\nsqs = boto3.client('sqs', endpoint_url=os.environ['SQS_ENDPOINT'])\n{code}"
-    );
-    let output = aws_command("python3", endpoint, None)
-        .env("AWS_ACCESS_KEY_ID", key)
-        .env("AWS_SECRET_ACCESS_KEY", secret)
-        .args(["-c", &program])
-        .output()
-        .expect("python3 runs");
-    if output.status.success() {
-        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
-    } else {
-        Err(String::from_utf8_lossy(&output.stderr).into_owned())
-    }
-}
-
 #[tokio::test]
 async fn signatures_are_checked_when_the_broker_has_access_keys() {
     let dir = test_dir("sqs-auth").expect("dir");
-    let keys = dir.path().join("access-keys.json");
-    std::fs::write(
-        &keys,
+    let broker = aws::broker_with_keys(
+        dir.path(),
         r#"{"keys": [
             {"accessKeyId": "sluice-test", "secretAccessKey": "sluice-test-secret", "tenant": "ops"},
             {"accessKeyId": "team-a", "secretAccessKey": "team-a-secret", "queues": ["team-a-*"]}
         ]}"#,
     )
-    .expect("write keys");
-    let mut options = BrokerOptions::single(dir.path()).expect("ports");
-    options
-        .extra_args
-        .extend(["--access-keys".to_string(), keys.display().to_string()]);
-    let broker = Broker::start(options).await.expect("broker");
+    .await
+    .expect("broker");
     let endpoint = broker.url();
 
     // Signed with a configured key (the one aws_command sets): both protocols work.

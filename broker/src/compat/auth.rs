@@ -1,7 +1,8 @@
 //! Access keys and AWS Signature Version 4, for the AWS protocols.
 //!
-//! Off unless the broker is given a key file (`--access-keys`); then every SQS request
-//! must be signed with one of its keys, and a key may be limited to named queues. The
+//! Off unless the broker is given a key file (`--access-keys`); then every SQS and SNS
+//! request must be signed with one of its keys, and a key may be limited to named queues
+//! and topics. The
 //! node a client reaches verifies the signature (it sees the host and path that were
 //! signed) and passes the key on when it forwards the request to the leader.
 
@@ -33,17 +34,48 @@ pub struct AccessKey {
     /// Queues the key may use: names, or prefixes ending in `*`; every queue when absent.
     #[serde(default)]
     pub queues: Option<Vec<String>>,
+    /// Topics the key may use, the same way; every topic when absent.
+    #[serde(default)]
+    pub topics: Option<Vec<String>>,
+}
+
+fn allowed(patterns: &Option<Vec<String>>, name: &str) -> bool {
+    patterns.as_ref().is_none_or(|patterns| {
+        patterns.iter().any(|p| match p.strip_suffix('*') {
+            Some(prefix) => name.starts_with(prefix),
+            None => p == name,
+        })
+    })
 }
 
 impl AccessKey {
     pub fn allows_queue(&self, name: &str) -> bool {
-        self.queues.as_ref().is_none_or(|patterns| {
-            patterns.iter().any(|p| match p.strip_suffix('*') {
-                Some(prefix) => name.starts_with(prefix),
-                None => p == name,
-            })
-        })
+        allowed(&self.queues, name)
     }
+
+    pub fn allows_topic(&self, name: &str) -> bool {
+        allowed(&self.topics, name)
+    }
+}
+
+/// The key the `authenticate` middleware verified for a request: `Ok(None)` when the
+/// broker checks no signatures, an error when it does and the request carries none.
+pub fn request_key(
+    keys: Option<&AccessKeys>,
+    headers: &HeaderMap,
+) -> Result<Option<AccessKey>, AuthError> {
+    let Some(keys) = keys else {
+        return Ok(None);
+    };
+    headers
+        .get(VERIFIED_KEY)
+        .and_then(|k| k.to_str().ok())
+        .and_then(|id| keys.get(id))
+        .map(|key| Some(key.clone()))
+        .ok_or_else(|| AuthError {
+            code: "MissingAuthenticationToken",
+            message: "the request is not signed with one of this broker's access keys".into(),
+        })
 }
 
 #[derive(Debug, Deserialize)]
@@ -353,6 +385,7 @@ mod tests {
             secret_access_key: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY".into(),
             tenant: None,
             queues: Some(vec!["orders".into(), "team-*".into()]),
+            topics: Some(vec!["events".into()]),
         };
         AccessKeys {
             by_id: HashMap::from([(key.access_key_id.clone(), key)]),
@@ -410,5 +443,7 @@ mod tests {
         assert!(key.allows_queue("orders"));
         assert!(key.allows_queue("team-a"));
         assert!(!key.allows_queue("orders2"));
+        assert!(key.allows_topic("events"));
+        assert!(!key.allows_topic("orders"));
     }
 }

@@ -342,6 +342,7 @@ fn wire(
         key: msg.key.clone(),
         attributes: msg.attributes.iter().cloned().collect::<BTreeMap<_, _>>(),
         source_queue,
+        topic: stored.topic().map(str::to_string),
         state: None,
         visible_at: None,
     }))

@@ -10,9 +10,9 @@ use axum::http::{HeaderMap, StatusCode};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use sluice_client::{
-    ApiError, CursorPosition, DeliveryCounts, ErrorCode, ListQueues, PublishRequest, PullQuery,
-    PullResponse, Sent, Subscription, SubscriptionList, SubscriptionSpec, Topic,
-    TopicAttributesUpdate, TopicList, TopicMessage, limits, names,
+    ApiError, CursorPosition, DeliveryCounts, ErrorCode, ListQueues, PublishMessage,
+    PublishRequest, PullQuery, PullResponse, Sent, Subscription, SubscriptionList,
+    SubscriptionSpec, Topic, TopicAttributesUpdate, TopicList, TopicMessage, limits, names,
 };
 
 use super::error::{HttpError, HttpResult};
@@ -58,7 +58,7 @@ fn topic_view(t: &TopicState) -> Topic {
     }
 }
 
-fn subscription_view(t: &TopicState, s: &SubscriptionState) -> Subscription {
+pub fn subscription_view(t: &TopicState, s: &SubscriptionState) -> Subscription {
     let backlog = if s.config.target.is_push() {
         t.timeline.next_seq().saturating_sub(s.next)
     } else {
@@ -201,6 +201,18 @@ pub async fn publish(
             ),
         ));
     }
+    let results = publish_messages(&node, name, key, messages).await?;
+    super::messages::sent_answer(results, batch, "publishing")
+}
+
+/// Publishes messages in one replicated command, each checked on its own: an outcome
+/// per message, in order (a message that fails its checks fails alone).
+pub async fn publish_messages(
+    node: &Node,
+    name: String,
+    key: Option<u128>,
+    messages: Vec<PublishMessage>,
+) -> HttpResult<Vec<Result<Sent, ApiError>>> {
     node.group.state.read().topics.get(&name)?;
     let mut results: Vec<Option<Result<Sent, ApiError>>> = Vec::new();
     let mut accepted = Vec::new();
@@ -253,11 +265,10 @@ pub async fn publish(
             });
         }
     }
-    let results: Vec<Result<Sent, ApiError>> = results
+    Ok(results
         .into_iter()
         .map(|r| r.unwrap_or_else(|| Err(ApiError::new(ErrorCode::Internal, "no outcome"))))
-        .collect();
-    super::messages::sent_answer(results, batch, "publishing")
+        .collect())
 }
 
 /// `PUT /v1/topics/{topic}/subscriptions/{sub}`: 201 when created.

@@ -10,6 +10,8 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use sha2::Sha256;
 use sluice_client::{Notification, TopicMessage};
 
+use crate::compat::attributes::SUBJECT;
+use crate::compat::sns::notification::{self, Published};
 use crate::topic::config::Format;
 
 /// Header with the delivery's signature: `t=<ms>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`.
@@ -53,6 +55,7 @@ impl Mailer {
 /// The body and content type of an HTTP push in `format`.
 pub fn http_body(
     format: Format,
+    region: &str,
     topic: &str,
     subscription: &str,
     message: &TopicMessage,
@@ -73,7 +76,26 @@ pub fn http_body(
             "text/xml;charset=utf-8",
         ),
         Format::Simplified => (raw_body.to_vec(), "application/octet-stream"),
+        Format::Sns => (
+            sns_notification(region, topic, message).into_bytes(),
+            "text/plain; charset=UTF-8",
+        ),
     }
+}
+
+fn sns_notification(region: &str, topic: &str, message: &TopicMessage) -> String {
+    notification::render(&Published {
+        region,
+        topic,
+        id: &message.id,
+        body: message
+            .body
+            .as_deref()
+            .or(message.body_base64.as_deref())
+            .unwrap_or(""),
+        published_at: message.published_at,
+        attributes: &message.attributes,
+    })
 }
 
 /// An MNS-style `<Notification>` document.
@@ -129,16 +151,31 @@ pub async fn post(
     url: &str,
     secret: &str,
     format: Format,
+    region: &str,
     topic: &str,
     subscription: &str,
     message: &TopicMessage,
     raw_body: &[u8],
     attempt: u32,
 ) -> Attempt {
-    let (body, content_type) = http_body(format, topic, subscription, message, raw_body);
+    let (body, content_type) = http_body(format, region, topic, subscription, message, raw_body);
     let signed = signature(secret, crate::raft::now_ms(), &body);
-    let answer = client
-        .post(url)
+    let mut request = client.post(url);
+    if format == Format::Sns {
+        // What SNS HTTP endpoints dispatch on.
+        request = request
+            .header("x-amz-sns-message-type", "Notification")
+            .header("x-amz-sns-message-id", &message.id)
+            .header(
+                "x-amz-sns-topic-arn",
+                notification::topic_arn(region, topic),
+            )
+            .header(
+                "x-amz-sns-subscription-arn",
+                notification::subscription_arn(region, topic, subscription),
+            );
+    }
+    let answer = request
         .timeout(DELIVERY_TIMEOUT)
         .header("content-type", content_type)
         .header(SIGNATURE_HEADER, signed)
@@ -157,19 +194,34 @@ pub async fn post(
     }
 }
 
-/// Mails one delivery: the subject names the topic and the tag (or the message id), the
-/// text is the body (base64 when it is not text).
-pub async fn mail(mailer: &Mailer, to: &str, topic: &str, message: &TopicMessage) -> Attempt {
+/// Mails one delivery: the subject is the SNS subject it was published with, or names
+/// the topic and the tag (or the message id); the text is the body (base64 when it is
+/// not text), or the SNS notification in the SNS format (`email-json`).
+pub async fn mail(
+    mailer: &Mailer,
+    to: &str,
+    format: Format,
+    region: &str,
+    topic: &str,
+    message: &TopicMessage,
+) -> Attempt {
     let to = to.parse::<Mailbox>().map_err(|e| e.to_string())?;
-    let subject = format!(
-        "[{topic}] {}",
-        message.tag.as_deref().unwrap_or(&message.id)
-    );
-    let text = message
-        .body
-        .clone()
-        .or_else(|| message.body_base64.clone())
-        .unwrap_or_default();
+    let subject = match message.attributes.get(SUBJECT) {
+        Some(subject) => subject.clone(),
+        None => format!(
+            "[{topic}] {}",
+            message.tag.as_deref().unwrap_or(&message.id)
+        ),
+    };
+    let text = if format == Format::Sns {
+        sns_notification(region, topic, message)
+    } else {
+        message
+            .body
+            .clone()
+            .or_else(|| message.body_base64.clone())
+            .unwrap_or_default()
+    };
     let email = lettre::Message::builder()
         .from(mailer.from.clone())
         .to(to)

@@ -312,6 +312,7 @@ async fn run_round(pusher: &Pusher, topic: &str, sub: &str, round: Round) -> Del
                             url,
                             &config.secret,
                             config.format,
+                            &node.region,
                             topic,
                             sub,
                             &message,
@@ -321,7 +322,10 @@ async fn run_round(pusher: &Pusher, topic: &str, sub: &str, round: Round) -> Del
                         .await
                     }
                     Target::Email(to) => match &pusher.mailer {
-                        Some(mailer) => deliver::mail(mailer, to, topic, &message).await,
+                        Some(mailer) => {
+                            deliver::mail(mailer, to, config.format, &node.region, topic, &message)
+                                .await
+                        }
                         None => Err("this broker has no SMTP server".to_string()),
                     },
                     _ => Ok(()),

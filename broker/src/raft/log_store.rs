@@ -51,6 +51,17 @@ impl StoredMessage {
         self.time_ms
     }
 
+    /// The topic the message was published to; `None` for a message sent to a queue.
+    pub fn topic(&self) -> Option<&str> {
+        let EntryPayload::Normal(request) = &self.entry.payload else {
+            return None;
+        };
+        match &request.commands[self.command] {
+            Command::Publish { topic, .. } => Some(topic),
+            _ => None,
+        }
+    }
+
     pub fn message(&self) -> &NewMessage {
         // `LogStore::message` made this view only after finding the message here.
         let EntryPayload::Normal(request) = &self.entry.payload else {

@@ -153,6 +153,7 @@ pub enum Format {
     Json,
     Xml,
     Simplified,
+    Sns,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -327,6 +328,7 @@ impl SubscriptionConfig {
                 DeliveryFormat::Json => Format::Json,
                 DeliveryFormat::Xml => Format::Xml,
                 DeliveryFormat::Simplified => Format::Simplified,
+                DeliveryFormat::Sns => Format::Sns,
             },
             dead_letter_queue: spec.dead_letter_queue.clone(),
             max_in_flight,
@@ -406,6 +408,7 @@ impl SubscriptionConfig {
             Format::Json => DeliveryFormat::Json,
             Format::Xml => DeliveryFormat::Xml,
             Format::Simplified => DeliveryFormat::Simplified,
+            Format::Sns => DeliveryFormat::Sns,
         }
     }
 }

@@ -16,23 +16,24 @@ use sluice_client::{
     VisibilityEntry, names,
 };
 
-use super::digest::{AttributeValue, md5_hex, md5_of_attributes};
+use super::digest::{md5_hex, md5_of_attributes};
 use super::error::SqsError;
+use crate::compat::attributes::{
+    AttributeInput, AttributeValue, attribute_values, from_v1_attributes, to_v1_attributes,
+};
 use crate::compat::auth::AccessKey;
+use crate::compat::sns::notification::Published;
 use crate::http::extract::{Json, Path, Query};
 use crate::http::{messages, queues, redrive};
 use crate::node::Node;
+use crate::topic::config::{Format, Target};
 
 /// The account every queue URL and ARN names: a broker is one account.
 pub const ACCOUNT: &str = "000000000000";
-/// Where the data types of non-`String` attributes are kept among a message's v1
-/// attributes (SQS reserves names starting with `AWS.`, so none can clash).
-const DATA_TYPES: &str = "AWS.SQS.DataTypes";
 /// Where a message's `AWSTraceHeader` system attribute is kept.
 const TRACE_HEADER: &str = "AWS.SQS.TraceHeader";
 /// Where a FIFO message's de-duplication id is kept, to answer `MessageDeduplicationId`.
 const DEDUP_ID: &str = "AWS.SQS.DeduplicationId";
-const MAX_ATTRIBUTES: usize = 10;
 const BATCH_MAX: usize = 10;
 /// SQS's limit on a message, and on the sum of a batch's messages.
 const MESSAGE_BYTES_MAX: usize = 262_144;
@@ -42,7 +43,6 @@ pub struct Ctx {
     pub node: Arc<Node>,
     /// `http://host:port` as the client addressed this broker.
     pub base_url: String,
-    pub region: String,
     /// The key that signed the request, when the broker checks signatures.
     pub key: Option<AccessKey>,
 }
@@ -79,7 +79,7 @@ impl Ctx {
     }
 
     fn arn(&self, name: &str) -> String {
-        format!("arn:aws:sqs:{}:{ACCOUNT}:{name}", self.region)
+        format!("arn:aws:sqs:{}:{ACCOUNT}:{name}", self.node.region)
     }
 }
 
@@ -181,7 +181,7 @@ fn queue_name(url: &str) -> Result<String, SqsError> {
 }
 
 /// The queue an ARN names.
-fn queue_of_arn(arn: &str) -> Result<String, SqsError> {
+pub fn queue_of_arn(arn: &str) -> Result<String, SqsError> {
     let name = arn.rsplit(':').next().unwrap_or("");
     if !arn.starts_with("arn:") || names::validate_name("queue", name).is_err() {
         return Err(SqsError::invalid_parameter(format!(
@@ -716,17 +716,6 @@ fn list_queue_tags(ctx: &Ctx, input: QueueUrlInput) -> Result<Value, SqsError> {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-struct AttributeInput {
-    data_type: String,
-    #[serde(default)]
-    string_value: Option<String>,
-    /// Base64 in both protocols.
-    #[serde(default)]
-    binary_value: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
 struct SendInput {
     #[serde(default)]
     queue_url: String,
@@ -760,129 +749,6 @@ fn check_body(body: &str) -> Result<(), SqsError> {
         )));
     }
     Ok(())
-}
-
-fn check_attribute_name(name: &str) -> Result<(), SqsError> {
-    let lower = name.to_ascii_lowercase();
-    let ok = !name.is_empty()
-        && name.len() <= 256
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-        && !name.starts_with('.')
-        && !name.ends_with('.')
-        && !name.contains("..")
-        && !lower.starts_with("aws.")
-        && !lower.starts_with("amazon.");
-    if ok {
-        Ok(())
-    } else {
-        Err(SqsError::invalid_parameter(format!(
-            "Message attribute name {name:?} is invalid: 1 to 256 letters, digits, '_', '-' and '.', not starting with AWS. or Amazon."
-        )))
-    }
-}
-
-/// Checks and decodes SQS message attributes.
-fn attribute_values(
-    input: BTreeMap<String, AttributeInput>,
-) -> Result<BTreeMap<String, AttributeValue>, SqsError> {
-    if input.len() > MAX_ATTRIBUTES {
-        return Err(SqsError::invalid_parameter(format!(
-            "Number of message attributes [{}] exceeds the allowed maximum [{MAX_ATTRIBUTES}].",
-            input.len()
-        )));
-    }
-    let mut out = BTreeMap::new();
-    for (name, a) in input {
-        check_attribute_name(&name)?;
-        let base = a.data_type.split('.').next().unwrap_or("");
-        let value = match (base, a.string_value, a.binary_value) {
-            ("String", Some(s), _) => s.into_bytes(),
-            ("Number", Some(s), _) => {
-                if s.trim().parse::<f64>().is_err() {
-                    return Err(SqsError::invalid_parameter(format!(
-                        "Message attribute {name} has the value {s:?}, which is not a number"
-                    )));
-                }
-                s.into_bytes()
-            }
-            ("Binary", _, Some(b)) => STANDARD.decode(b.trim()).map_err(|_| {
-                SqsError::invalid_parameter(format!(
-                    "Message attribute {name}'s BinaryValue is not base64"
-                ))
-            })?,
-            ("String" | "Number" | "Binary", _, _) => {
-                return Err(SqsError::invalid_parameter(format!(
-                    "Message attribute {name} must have a {} value",
-                    if base == "Binary" { "binary" } else { "string" }
-                )));
-            }
-            _ => {
-                return Err(SqsError::invalid_parameter(format!(
-                    "Message attribute {name} has the data type {:?}; it must be String, Number or Binary (optionally with a .suffix)",
-                    a.data_type
-                )));
-            }
-        };
-        out.insert(
-            name,
-            AttributeValue {
-                data_type: a.data_type,
-                value,
-            },
-        );
-    }
-    Ok(out)
-}
-
-/// SQS attributes as v1 attributes: values as text (binary in base64), with the data
-/// types that are not plain `String` kept under [`DATA_TYPES`].
-fn to_v1_attributes(attributes: &BTreeMap<String, AttributeValue>) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    let mut types = Map::new();
-    for (name, a) in attributes {
-        let text = if a.is_binary() {
-            STANDARD.encode(&a.value)
-        } else {
-            String::from_utf8_lossy(&a.value).into_owned()
-        };
-        out.insert(name.clone(), text);
-        if a.data_type != "String" {
-            types.insert(name.clone(), Value::String(a.data_type.clone()));
-        }
-    }
-    if !types.is_empty() {
-        out.insert(DATA_TYPES.to_string(), Value::Object(types).to_string());
-    }
-    out
-}
-
-/// A stored message's attributes in SQS's form (v1 attributes are `String`s).
-fn from_v1_attributes(attributes: &BTreeMap<String, String>) -> BTreeMap<String, AttributeValue> {
-    let types: Map<String, Value> = attributes
-        .get(DATA_TYPES)
-        .and_then(|t| serde_json::from_str(t).ok())
-        .unwrap_or_default();
-    attributes
-        .iter()
-        .filter(|(name, _)| !name.starts_with("AWS."))
-        .map(|(name, value)| {
-            let data_type = types
-                .get(name)
-                .and_then(Value::as_str)
-                .unwrap_or("String")
-                .to_string();
-            let value = if data_type.starts_with("Binary") {
-                STANDARD
-                    .decode(value)
-                    .unwrap_or_else(|_| value.as_bytes().to_vec())
-            } else {
-                value.as_bytes().to_vec()
-            };
-            (name.clone(), AttributeValue { data_type, value })
-        })
-        .collect()
 }
 
 /// A checked send, ready for the v1 layer, and what its answer reports.
@@ -1232,6 +1098,40 @@ fn received(ctx: &Ctx, m: Message, input: &ReceiveInput) -> Value {
     Value::Object(out)
 }
 
+/// Whether `topic` feeds `queue` through a subscription in the SNS format (an SNS
+/// subscription without `RawMessageDelivery`): its messages then read as SNS
+/// notifications.
+fn sns_notified(ctx: &Ctx, topic: &str, queue: &str) -> bool {
+    let state = ctx.node.group.state.read();
+    state.topics.get(topic).is_ok_and(|t| {
+        t.subscriptions.values().any(|s| {
+            s.config.format == Format::Sns
+                && matches!(&s.config.target, Target::Queue(q) if q == queue)
+        })
+    })
+}
+
+/// The message with the SNS notification as its body, and no attributes of its own
+/// (SNS puts them inside the notification).
+fn in_sns_notification(ctx: &Ctx, m: Message) -> Message {
+    let topic = m.topic.clone().unwrap_or_default();
+    let body = m.body.as_deref().or(m.body_base64.as_deref()).unwrap_or("");
+    let notification = crate::compat::sns::notification::render(&Published {
+        region: &ctx.node.region,
+        topic: &topic,
+        id: &m.id,
+        body,
+        published_at: m.sent_at,
+        attributes: &m.attributes,
+    });
+    Message {
+        body: Some(notification),
+        body_base64: None,
+        attributes: BTreeMap::new(),
+        ..m
+    }
+}
+
 async fn receive_message(ctx: &Ctx, input: ReceiveInput) -> Result<Value, SqsError> {
     let name = ctx.queue(&input.queue_url)?;
     let max = input
@@ -1248,7 +1148,7 @@ async fn receive_message(ctx: &Ctx, input: ReceiveInput) -> Result<Value, SqsErr
         .transpose()?;
     let Json(got) = messages::receive(
         State(ctx.node.clone()),
-        Path(name),
+        Path(name.clone()),
         Json(ReceiveRequest {
             max: Some(max.unwrap_or(1)),
             wait_seconds: wait,
@@ -1262,7 +1162,13 @@ async fn receive_message(ctx: &Ctx, input: ReceiveInput) -> Result<Value, SqsErr
     let messages: Vec<Value> = got
         .messages
         .into_iter()
-        .map(|m| received(ctx, m, &input))
+        .map(|m| {
+            let m = match m.topic.as_deref() {
+                Some(topic) if sns_notified(ctx, topic, &name) => in_sns_notification(ctx, m),
+                _ => m,
+            };
+            received(ctx, m, &input)
+        })
         .collect();
     Ok(json!({"Messages": messages}))
 }

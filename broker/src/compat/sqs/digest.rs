@@ -5,20 +5,7 @@ use std::collections::BTreeMap;
 
 use md5::{Digest, Md5};
 
-/// A message attribute as SQS carries it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AttributeValue {
-    /// `String`, `Number` or `Binary`, optionally with a custom suffix (`Number.int`).
-    pub data_type: String,
-    /// The UTF-8 value (String and Number) or the bytes (Binary).
-    pub value: Vec<u8>,
-}
-
-impl AttributeValue {
-    pub fn is_binary(&self) -> bool {
-        self.data_type.starts_with("Binary")
-    }
-}
+use crate::compat::attributes::AttributeValue;
 
 pub fn md5_hex(bytes: &[u8]) -> String {
     hex(&Md5::digest(bytes))

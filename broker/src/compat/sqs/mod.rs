@@ -1,7 +1,8 @@
 //! Amazon SQS on the client port. A request is SQS when it carries
 //! `X-Amz-Target: AmazonSQS.<Action>` (the AWS JSON 1.0 protocol) or an `Action`
 //! parameter (the query protocol, posted to `/` or to a queue URL). Both run the same
-//! actions (`actions.rs`) over the v1 handlers.
+//! actions (`actions.rs`) over the v1 handlers. Query requests to `/` whose action is
+//! SNS's go on to [`crate::compat::sns`].
 
 pub mod actions;
 pub mod digest;
@@ -59,30 +60,33 @@ async fn handle(
     url_queue: Option<String>,
 ) -> Response {
     let request_id = request_id(&node);
-    // The key `authenticate` verified; none is needed when the broker has no keys.
-    let key = match &node.access_keys {
-        None => None,
-        Some(keys) => {
-            let verified = headers
-                .get(VERIFIED_KEY)
-                .and_then(|k| k.to_str().ok())
-                .and_then(|id| keys.get(id));
-            match verified {
-                Some(key) => Some(key.clone()),
-                None => {
-                    let e = SqsError::auth(auth::AuthError {
-                        code: "MissingAuthenticationToken",
-                        message: "the request is not signed with one of this broker's access keys"
-                            .into(),
-                    });
-                    return refuse(headers, e, &request_id);
-                }
-            }
+    let mut params: Vec<(String, String)> = Vec::new();
+    if target(headers).is_none() {
+        params.extend(
+            uri.query()
+                .map(|q| {
+                    form_urlencoded::parse(q.as_bytes())
+                        .into_owned()
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default(),
+        );
+        params.extend(form_urlencoded::parse(body).into_owned());
+        // SNS shares the query protocol and the path `/`; its actions have their own names.
+        if url_queue.is_none()
+            && params
+                .iter()
+                .any(|(k, v)| k == "Action" && crate::compat::sns::is_action(v))
+        {
+            return crate::compat::sns::handle(node, headers, params, request_id).await;
         }
+    }
+    let key = match auth::request_key(node.access_keys.as_deref(), headers) {
+        Ok(key) => key,
+        Err(e) => return refuse(headers, SqsError::auth(e), &request_id),
     };
     let ctx = Ctx {
         base_url: base_url(headers),
-        region: region(headers),
         node,
         key,
     };
@@ -96,11 +100,6 @@ async fn handle(
             };
         return json_answer(result, &request_id);
     }
-    let mut params: Vec<(String, String)> = uri
-        .query()
-        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
-        .unwrap_or_default();
-    params.extend(form_urlencoded::parse(body).into_owned());
     if !params.iter().any(|(k, _)| k == "Action") {
         return HttpError::new(
             ErrorCode::NotFound,
@@ -246,7 +245,7 @@ fn json_answer(result: Result<Value, SqsError>, request_id: &str) -> Response {
     response
 }
 
-fn xml(status: StatusCode, body: String, request_id: &str) -> Response {
+pub fn xml(status: StatusCode, body: String, request_id: &str) -> Response {
     let mut response = (status, body).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/xml"));
@@ -269,19 +268,6 @@ fn base_url(headers: &HeaderMap) -> String {
         })
         .unwrap_or("localhost");
     format!("http://{host}")
-}
-
-/// The region the client signed for (`Credential=key/date/region/sqs/aws4_request`), so
-/// ARNs look like the ones it expects; `us-east-1` when unsigned.
-fn region(headers: &HeaderMap) -> String {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|a| a.to_str().ok())
-        .and_then(|a| a.split("Credential=").nth(1))
-        .and_then(|c| c.split('/').nth(2))
-        .filter(|r| !r.is_empty() && r.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
-        .unwrap_or("us-east-1")
-        .to_string()
 }
 
 /// A request id unique on this node: node id, start time and a counter.
