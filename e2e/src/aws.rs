@@ -6,7 +6,7 @@ use std::process::{Command, Output};
 
 use anyhow::Result;
 
-use crate::{Broker, BrokerOptions};
+use crate::{Broker, BrokerOptions, Cluster};
 
 /// A single broker under `dir` that checks signatures by the keys of `keys_json` (the
 /// `--access-keys` file's content).
@@ -25,6 +25,15 @@ pub fn examples_dir(dir: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../examples")
         .join(dir)
+}
+
+/// A cluster of `size` under `dir` whose nodes check signatures by the keys of
+/// `keys_json`.
+pub async fn cluster_with_keys(dir: &Path, size: u64, keys_json: &str) -> Result<Cluster> {
+    let keys = dir.join("access-keys.json");
+    std::fs::write(&keys, keys_json)?;
+    let keys = keys.display().to_string();
+    Cluster::start_with(dir, size, &["--access-keys", &keys]).await
 }
 
 /// Where the query-protocol botocore (1.31, before SQS moved to JSON) is installed:

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use sluice_client::{ListQueues, QueueAttributesUpdate, ReceiveRequest, SendMessage};
 use sluice_e2e::aws::{self, aws_command, boto3_snippet, check, query_boto};
-use sluice_e2e::{Broker, BrokerOptions, Cluster, test_dir};
+use sluice_e2e::{Broker, BrokerOptions, test_dir};
 
 const EXAMPLES: [&str; 4] = ["queues", "fifo", "dead_letter", "errors"];
 
@@ -286,16 +286,13 @@ async fn signatures_are_checked_when_the_broker_has_access_keys() {
 async fn any_node_of_a_cluster_serves_sqs() {
     let dir = test_dir("sqs-cluster").expect("dir");
     // Signatures on: the follower a client reaches checks them, the leader trusts it.
-    let keys = dir.path().join("access-keys.json");
-    std::fs::write(
-        &keys,
+    let cluster = aws::cluster_with_keys(
+        dir.path(),
+        3,
         r#"{"keys": [{"accessKeyId": "sluice-test", "secretAccessKey": "sluice-test-secret"}]}"#,
     )
-    .expect("write keys");
-    let keys = keys.display().to_string();
-    let cluster = Cluster::start_with(dir.path(), 3, &["--access-keys", &keys])
-        .await
-        .expect("cluster");
+    .await
+    .expect("cluster");
     let leader = cluster
         .leader(Duration::from_secs(10))
         .await

@@ -106,6 +106,12 @@ pub async fn send(
             out = out.header(name, value);
         }
     }
+    // MNS list requests page with x-mns-prefix, x-mns-marker and x-mns-ret-number.
+    for (name, value) in headers {
+        if name.as_str().starts_with("x-mns-") {
+            out = out.header(name, value);
+        }
+    }
     // SQS queue URLs name the host the client addressed, not the leader's peer port.
     if let Some(host) = headers
         .get(crate::compat::sqs::FORWARDED_HOST)
@@ -126,13 +132,15 @@ pub async fn send(
     };
     let status = StatusCode::from_u16(answer.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
     let mut response_headers = HeaderMap::new();
-    let sqs_headers = [
+    let protocol_headers = [
         HeaderName::from_static("x-amzn-query-error"),
         HeaderName::from_static("x-amzn-requestid"),
+        HeaderName::from_static("x-mns-request-id"),
+        HeaderName::from_static("x-mns-version"),
     ];
-    for name in [header::CONTENT_TYPE, header::RETRY_AFTER]
+    for name in [header::CONTENT_TYPE, header::RETRY_AFTER, header::LOCATION]
         .into_iter()
-        .chain(sqs_headers)
+        .chain(protocol_headers)
     {
         if let Some(value) = answer.headers().get(name.as_str())
             && let Ok(value) = HeaderValue::from_bytes(value.as_bytes())

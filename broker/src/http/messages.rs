@@ -665,7 +665,7 @@ pub async fn change_visibility_one(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PeekParams {
-    max: Option<u32>,
+    pub max: Option<u32>,
 }
 
 /// `GET /v1/queues/{queue}/peek?max=n`.

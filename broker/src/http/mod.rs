@@ -107,6 +107,10 @@ pub fn router(node: Arc<Node>) -> Router {
             "/{account}/{queue}",
             any(crate::compat::sqs::serve_queue_url),
         )
+        .route("/queues", any(crate::compat::mns::serve))
+        .route("/queues/{*rest}", any(crate::compat::mns::serve))
+        .route("/topics", any(crate::compat::mns::serve))
+        .route("/topics/{*rest}", any(crate::compat::mns::serve))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
@@ -120,7 +124,7 @@ pub fn router(node: Arc<Node>) -> Router {
         ))
         .layer(middleware::from_fn_with_state(
             node.clone(),
-            crate::compat::sqs::authenticate,
+            crate::compat::authenticate,
         ))
         .with_state(node)
 }

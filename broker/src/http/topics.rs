@@ -142,8 +142,12 @@ pub async fn get(
     Path(name): Path<String>,
 ) -> HttpResult<Json<Topic>> {
     check_topic(&name)?;
+    Ok(Json(get_view(&node, &name)?))
+}
+
+pub fn get_view(node: &Node, name: &str) -> HttpResult<Topic> {
     let state = node.group.state.read();
-    Ok(Json(topic_view(state.topics.get(&name)?)))
+    Ok(topic_view(state.topics.get(name)?))
 }
 
 /// `GET /v1/topics?prefix=&limit=&after=`.

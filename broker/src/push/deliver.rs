@@ -99,7 +99,7 @@ fn sns_notification(region: &str, topic: &str, message: &TopicMessage) -> String
 }
 
 /// An MNS-style `<Notification>` document.
-fn xml_notification(topic: &str, subscription: &str, message: &TopicMessage) -> String {
+pub fn xml_notification(topic: &str, subscription: &str, message: &TopicMessage) -> String {
     let body = message
         .body
         .as_deref()

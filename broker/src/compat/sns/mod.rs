@@ -24,6 +24,7 @@ use axum::response::Response;
 use crate::compat::attributes::AttributeInput;
 use crate::compat::auth::{self, AccessKey};
 use crate::node::Node;
+pub(crate) use crate::xml::Writer as Xml;
 use crate::xml::escape;
 use error::SnsError;
 
@@ -171,44 +172,6 @@ impl Params {
                 Ok((name, input))
             })
             .collect()
-    }
-}
-
-/// A small XML writer for answers.
-#[derive(Default)]
-struct Xml(String);
-
-impl Xml {
-    fn field(&mut self, name: &str, value: &str) -> &mut Self {
-        self.0
-            .push_str(&format!("<{name}>{}</{name}>", escape(value)));
-        self
-    }
-
-    fn open(&mut self, name: &str) -> &mut Self {
-        self.0.push_str(&format!("<{name}>"));
-        self
-    }
-
-    fn close(&mut self, name: &str) -> &mut Self {
-        self.0.push_str(&format!("</{name}>"));
-        self
-    }
-
-    /// A string map as SNS writes it: `<entry><key/><value/></entry>` items.
-    fn map(&mut self, name: &str, map: &BTreeMap<&str, String>) -> &mut Self {
-        self.open(name);
-        for (k, v) in map {
-            self.open("entry")
-                .field("key", k)
-                .field("value", v)
-                .close("entry");
-        }
-        self.close(name)
-    }
-
-    fn done(&mut self) -> Option<String> {
-        Some(std::mem::take(&mut self.0))
     }
 }
 

@@ -26,7 +26,7 @@ use crate::compat::sns::notification::Published;
 use crate::http::extract::{Json, Path, Query};
 use crate::http::{messages, queues, redrive};
 use crate::node::Node;
-use crate::topic::config::{Format, Target};
+use crate::topic::config::Format;
 
 /// The account every queue URL and ARN names: a broker is one account.
 pub const ACCOUNT: &str = "000000000000";
@@ -1098,19 +1098,6 @@ fn received(ctx: &Ctx, m: Message, input: &ReceiveInput) -> Value {
     Value::Object(out)
 }
 
-/// Whether `topic` feeds `queue` through a subscription in the SNS format (an SNS
-/// subscription without `RawMessageDelivery`): its messages then read as SNS
-/// notifications.
-fn sns_notified(ctx: &Ctx, topic: &str, queue: &str) -> bool {
-    let state = ctx.node.group.state.read();
-    state.topics.get(topic).is_ok_and(|t| {
-        t.subscriptions.values().any(|s| {
-            s.config.format == Format::Sns
-                && matches!(&s.config.target, Target::Queue(q) if q == queue)
-        })
-    })
-}
-
 /// The message with the SNS notification as its body, and no attributes of its own
 /// (SNS puts them inside the notification).
 fn in_sns_notification(ctx: &Ctx, m: Message) -> Message {
@@ -1164,7 +1151,14 @@ async fn receive_message(ctx: &Ctx, input: ReceiveInput) -> Result<Value, SqsErr
         .into_iter()
         .map(|m| {
             let m = match m.topic.as_deref() {
-                Some(topic) if sns_notified(ctx, topic, &name) => in_sns_notification(ctx, m),
+                Some(topic)
+                    if matches!(
+                        crate::compat::feeding_subscription(&ctx.node, topic, &name),
+                        Some((_, Format::Sns))
+                    ) =>
+                {
+                    in_sns_notification(ctx, m)
+                }
                 _ => m,
             };
             received(ctx, m, &input)

@@ -12,15 +12,14 @@ pub mod query;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use axum::body::{Body, Bytes};
-use axum::extract::{Path, Request, State};
+use axum::body::Bytes;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use sluice_client::ErrorCode;
 
-use crate::compat::auth::{self, SignedRequest, VERIFIED_KEY};
+use crate::compat::auth;
 use crate::http::error::HttpError;
 use crate::node::Node;
 use actions::Ctx;
@@ -145,73 +144,12 @@ fn target(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// An error answer in the protocol the request used.
-fn refuse(headers: &HeaderMap, e: SqsError, request_id: &str) -> Response {
+pub fn refuse(headers: &HeaderMap, e: SqsError, request_id: &str) -> Response {
     if target(headers).is_some() {
         json_answer(Err(e), request_id)
     } else {
         xml(status(&e), query::render_error(&e, request_id), request_id)
     }
-}
-
-/// Paths SQS requests use: `/` and queue URLs (`/{account}/{queue}`).
-fn is_sqs_path(path: &str) -> bool {
-    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    segments.is_empty() || (segments.len() == 2 && segments[0] != "v1")
-}
-
-/// Middleware, before any forwarding: when the broker has access keys, an SQS request
-/// must carry a valid signature by one of them, checked here where the signed host and
-/// path are the ones the client used; the key travels on with the request. A request
-/// another node forwarded (it came in on the peer port) was checked there; on the client
-/// port a claimed key is never trusted, whatever headers come with it.
-pub async fn authenticate(
-    State(node): State<Arc<Node>>,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    let forwarded = request.extensions().get::<crate::peer::ViaPeer>().is_some();
-    if !forwarded {
-        request.headers_mut().remove(VERIFIED_KEY);
-    }
-    let Some(keys) = node.access_keys.clone() else {
-        return next.run(request).await;
-    };
-    if forwarded || !is_sqs_path(request.uri().path()) {
-        return next.run(request).await;
-    }
-    let (mut parts, body) = request.into_parts();
-    let request_id = request_id(&node);
-    let body = match axum::body::to_bytes(body, crate::http::BODY_LIMIT).await {
-        Ok(b) => b,
-        Err(e) => {
-            let e = SqsError::malformed(format!("could not read the request body: {e}"));
-            return refuse(&parts.headers, e, &request_id);
-        }
-    };
-    let host = parts
-        .headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("");
-    let signed = SignedRequest {
-        method: parts.method.as_str(),
-        path: parts.uri.path(),
-        query: parts.uri.query().unwrap_or(""),
-        headers: &parts.headers,
-        body: &body,
-        host,
-    };
-    let key_id = match auth::verify(&keys, &signed, chrono::Utc::now()) {
-        Ok(key) => HeaderValue::from_str(&key.access_key_id).ok(),
-        Err(e) => {
-            tracing::debug!(code = e.code, "SQS request refused");
-            return refuse(&parts.headers, SqsError::auth(e), &request_id);
-        }
-    };
-    if let Some(id) = key_id {
-        parts.headers.insert(VERIFIED_KEY, id);
-    }
-    next.run(Request::from_parts(parts, Body::from(body))).await
 }
 
 fn status(e: &SqsError) -> StatusCode {
@@ -256,7 +194,7 @@ pub fn xml(status: StatusCode, body: String, request_id: &str) -> Response {
 }
 
 /// `http://host:port` as the client addressed this broker (queue URLs point there).
-fn base_url(headers: &HeaderMap) -> String {
+pub fn base_url(headers: &HeaderMap) -> String {
     let host = headers
         .get(FORWARDED_HOST)
         .or_else(|| headers.get(header::HOST))
@@ -271,7 +209,7 @@ fn base_url(headers: &HeaderMap) -> String {
 }
 
 /// A request id unique on this node: node id, start time and a counter.
-fn request_id(node: &Node) -> String {
+pub fn request_id(node: &Node) -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     format!(
