@@ -40,6 +40,8 @@ pub struct Node {
     pub access_keys: Option<Arc<crate::compat::auth::AccessKeys>>,
     /// The region named in SQS and SNS ARNs.
     pub region: String,
+    /// Recent answers to SQS FIFO receives, by `ReceiveRequestAttemptId`.
+    pub receive_attempts: crate::compat::sqs::attempts::ReceiveAttempts,
     shutting_down: AtomicBool,
     shutdown: watch::Sender<bool>,
 }
@@ -85,6 +87,7 @@ impl Node {
             mailer,
             access_keys,
             region: config.region.clone(),
+            receive_attempts: Default::default(),
             shutting_down: AtomicBool::new(false),
             shutdown,
         }))

@@ -72,6 +72,10 @@ pub struct QueueAttributes {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dead_letter: Option<DeadLetter>,
     pub partitions: u32,
+    /// The queues that may name this one as their dead-letter queue: absent, any; empty,
+    /// none (SQS's RedriveAllowPolicy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redrive_allow: Option<Vec<String>>,
 }
 
 impl Default for QueueAttributes {
@@ -87,6 +91,7 @@ impl Default for QueueAttributes {
             content_dedup: false,
             dead_letter: None,
             partitions: 1,
+            redrive_allow: None,
         }
     }
 }
@@ -119,6 +124,14 @@ pub struct QueueAttributesUpdate {
     pub dead_letter: Option<Option<DeadLetter>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partitions: Option<u32>,
+    /// `None`: unchanged; `Some(None)`: any queue may use this one as its dead-letter
+    /// queue again; `Some(Some(list))`: only those (none when empty).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present_or_null"
+    )]
+    pub redrive_allow: Option<Option<Vec<String>>>,
 }
 
 /// Tells an absent field (`None`, by `default`) from an explicit `null` (`Some(None)`).

@@ -60,6 +60,27 @@ sqs.delete_message(QueueUrl=source, ReceiptHandle=back["ReceiptHandle"])
 # The policy can be removed.
 sqs.set_queue_attributes(QueueUrl=source, Attributes={"RedrivePolicy": ""})
 assert sqs.list_dead_letter_source_queues(QueueUrl=dlq).get("queueUrls", []) == []
+
+# A dead-letter queue can name the queues allowed to use it.
+source_arn = sqs.get_queue_attributes(QueueUrl=source, AttributeNames=["QueueArn"])["Attributes"][
+    "QueueArn"
+]
+allow = {"redrivePermission": "byQueue", "sourceQueueArns": [source_arn]}
+sqs.set_queue_attributes(QueueUrl=dlq, Attributes={"RedriveAllowPolicy": json.dumps(allow)})
+shown = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["RedriveAllowPolicy"])["Attributes"]
+assert json.loads(shown["RedriveAllowPolicy"]) == allow, shown
+other = sqs.create_queue(QueueName="example-refunds")["QueueUrl"]
+redrive = {"RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "3"})}
+try:
+    sqs.set_queue_attributes(QueueUrl=other, Attributes=redrive)
+    raise AssertionError("a queue the dead-letter queue does not allow used it")
+except sqs.exceptions.ClientError as e:
+    assert e.response["Error"]["Code"] in ("InvalidAttributeValue", "InvalidParameterValue"), e.response
+sqs.set_queue_attributes(QueueUrl=source, Attributes=redrive)
+sqs.set_queue_attributes(QueueUrl=dlq, Attributes={"RedriveAllowPolicy": json.dumps({"redrivePermission": "allowAll"})})
+sqs.set_queue_attributes(QueueUrl=other, Attributes=redrive)
+assert sorted(sqs.list_dead_letter_source_queues(QueueUrl=dlq)["queueUrls"]) == sorted([source, other])
+sqs.delete_queue(QueueUrl=other)
 for u in (source, dlq):
     sqs.delete_queue(QueueUrl=u)
 print("dead_letter: ok", file=sys.stderr)

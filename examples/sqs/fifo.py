@@ -59,6 +59,16 @@ one = sqs.send_message(QueueUrl=content, MessageBody="same", MessageGroupId="g")
 two = sqs.send_message(QueueUrl=content, MessageBody="same", MessageGroupId="g")
 assert one["MessageId"] == two["MessageId"]
 
+# A receive retried with its ReceiveRequestAttemptId (as after a lost answer) gets the
+# same message and receipt handle, not nothing (the group is locked by the first).
+first = sqs.receive_message(QueueUrl=content, ReceiveRequestAttemptId="try-1", WaitTimeSeconds=2)
+retry = sqs.receive_message(QueueUrl=content, ReceiveRequestAttemptId="try-1", WaitTimeSeconds=1)
+assert [m["ReceiptHandle"] for m in retry["Messages"]] == [
+    m["ReceiptHandle"] for m in first["Messages"]
+], (first, retry)
+assert "Messages" not in sqs.receive_message(QueueUrl=content, ReceiveRequestAttemptId="try-2")
+sqs.delete_message(QueueUrl=content, ReceiptHandle=first["Messages"][0]["ReceiptHandle"])
+
 for u in (url, content):
     sqs.delete_queue(QueueUrl=u)
 print("fifo: ok", file=sys.stderr)

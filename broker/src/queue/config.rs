@@ -19,6 +19,8 @@ pub struct QueueConfig {
     pub content_dedup: bool,
     pub dead_letter: Option<DeadLetterConfig>,
     pub partitions: u32,
+    /// The queues that may use this one as their dead-letter queue; `None`: any.
+    pub redrive_allow: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,6 +41,7 @@ pub struct ConfigUpdate {
     pub content_dedup: Option<bool>,
     pub dead_letter: Option<Option<DeadLetterConfig>>,
     pub partitions: Option<u32>,
+    pub redrive_allow: Option<Option<Vec<String>>>,
 }
 
 impl Default for QueueConfig {
@@ -54,9 +57,13 @@ impl Default for QueueConfig {
             content_dedup: d.content_dedup,
             dead_letter: None,
             partitions: d.partitions,
+            redrive_allow: None,
         }
     }
 }
+
+/// Queues a `redriveAllow` may list, as SQS allows.
+const REDRIVE_ALLOW_MAX: usize = 10;
 
 fn invalid(message: String) -> ApiError {
     ApiError::new(ErrorCode::InvalidAttribute, message)
@@ -122,6 +129,17 @@ impl ConfigUpdate {
                 }))
             }
         };
+        if let Some(Some(sources)) = &update.redrive_allow {
+            if sources.len() > REDRIVE_ALLOW_MAX {
+                return Err(invalid(format!(
+                    "redriveAllow lists {} queues; the limit is {REDRIVE_ALLOW_MAX}",
+                    sources.len()
+                )));
+            }
+            for source in sources {
+                names::validate_name("redriveAllow queue", source).map_err(invalid)?;
+            }
+        }
         Ok(Self {
             visibility_seconds: update.visibility_seconds,
             delay_seconds: update.delay_seconds,
@@ -132,6 +150,7 @@ impl ConfigUpdate {
             content_dedup: update.content_dedup,
             dead_letter,
             partitions: update.partitions,
+            redrive_allow: update.redrive_allow.clone(),
         })
     }
 }
@@ -186,6 +205,10 @@ impl QueueConfig {
                 .clone()
                 .unwrap_or_else(|| self.dead_letter.clone()),
             partitions: update.partitions.unwrap_or(self.partitions),
+            redrive_allow: update
+                .redrive_allow
+                .clone()
+                .unwrap_or_else(|| self.redrive_allow.clone()),
         };
         if next.content_dedup && !next.fifo {
             return Err(invalid(
@@ -209,6 +232,7 @@ impl QueueConfig {
                 max_receives: d.max_receives,
             }),
             partitions: self.partitions,
+            redrive_allow: self.redrive_allow.clone(),
         }
     }
 }

@@ -132,6 +132,22 @@ impl Queues {
                 ),
             )
         })?;
+        if let Some(allowed) = &target.config.redrive_allow
+            && !allowed.iter().any(|q| q == name)
+        {
+            return Err(ApiError::new(
+                ErrorCode::InvalidAttribute,
+                format!(
+                    "queue {} does not allow {name} to use it as a dead-letter queue (its redriveAllow lists {})",
+                    dl.queue,
+                    if allowed.is_empty() {
+                        "no queue".to_string()
+                    } else {
+                        allowed.join(", ")
+                    }
+                ),
+            ));
+        }
         if target.config.fifo != config.fifo {
             return Err(ApiError::new(
                 ErrorCode::InvalidAttribute,

@@ -67,6 +67,49 @@ impl Fixture {
 }
 
 #[test]
+fn a_dead_letter_queue_admits_only_the_sources_it_allows() {
+    let mut f = Fixture::new();
+    f.queue(
+        "dlq",
+        ConfigUpdate {
+            redrive_allow: Some(Some(vec!["orders".into()])),
+            ..Default::default()
+        },
+    );
+    let to_dlq = ConfigUpdate {
+        dead_letter: Some(Some(DeadLetterConfig {
+            queue: "dlq".into(),
+            max_receives: 3,
+        })),
+        ..Default::default()
+    };
+    f.queue("orders", to_dlq.clone());
+    let refused = f.queues.put(0, "refunds", &to_dlq).unwrap_err();
+    assert_eq!(refused.code, ErrorCode::InvalidAttribute);
+    assert!(
+        refused.message.contains("does not allow refunds"),
+        "{}",
+        refused.message
+    );
+    assert!(
+        f.queues.get("refunds").is_err(),
+        "a refused create makes nothing"
+    );
+    // Allowing any queue again (null) lets it in.
+    f.queues
+        .put(
+            0,
+            "dlq",
+            &ConfigUpdate {
+                redrive_allow: Some(None),
+                ..Default::default()
+            },
+        )
+        .expect("allow all");
+    f.queue("refunds", to_dlq);
+}
+
+#[test]
 fn tags_are_set_and_removed_all_or_nothing() {
     let mut f = Fixture::new();
     f.queue("q", ConfigUpdate::default());

@@ -142,6 +142,8 @@ impl QueueSpec {
                     }),
             ),
             partitions: self.partitions,
+            // Not in the CRD: a broker-side SQS setting the operator leaves alone.
+            redrive_allow: None,
         }
     }
 }

@@ -287,11 +287,8 @@ fn to_update(attributes: &BTreeMap<String, String>) -> Result<QueueAttributesUpd
             | "KmsMasterKeyId"
             | "KmsDataKeyReusePeriodSeconds"
             | "SqsManagedSseEnabled" => {}
-            "RedriveAllowPolicy" => {
-                return Err(SqsError::invalid_attribute_value(
-                    "RedriveAllowPolicy is not supported by Sluice yet: any queue may be a dead-letter queue",
-                ));
-            }
+            "RedriveAllowPolicy" if value.trim().is_empty() => update.redrive_allow = Some(None),
+            "RedriveAllowPolicy" => update.redrive_allow = Some(redrive_allow(value)?),
             other => {
                 return Err(SqsError::invalid_attribute_name(format!(
                     "Unknown Attribute {other}."
@@ -300,6 +297,42 @@ fn to_update(attributes: &BTreeMap<String, String>) -> Result<QueueAttributesUpd
         }
     }
     Ok(update)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RedriveAllowPolicy {
+    redrive_permission: String,
+    #[serde(default)]
+    source_queue_arns: Vec<String>,
+}
+
+/// A `RedriveAllowPolicy` as the queues it allows: `None` for any.
+fn redrive_allow(value: &str) -> Result<Option<Vec<String>>, SqsError> {
+    let bad = |why: String| {
+        SqsError::invalid_attribute_value(format!(
+            "Invalid value for the parameter RedriveAllowPolicy: {why}"
+        ))
+    };
+    let policy: RedriveAllowPolicy = serde_json::from_str(value).map_err(|e| bad(e.to_string()))?;
+    let sources = policy
+        .source_queue_arns
+        .iter()
+        .map(|arn| queue_of_arn(arn).map_err(|e| bad(e.message)))
+        .collect::<Result<Vec<_>, _>>()?;
+    match (policy.redrive_permission.as_str(), sources.len()) {
+        ("allowAll", 0) => Ok(None),
+        ("denyAll", 0) => Ok(Some(Vec::new())),
+        ("byQueue", 1..=10) => Ok(Some(sources)),
+        ("byQueue", _) => Err(bad("byQueue needs 1 to 10 sourceQueueArns".to_string())),
+        ("allowAll" | "denyAll", _) => Err(bad(format!(
+            "sourceQueueArns go with byQueue, not {}",
+            policy.redrive_permission
+        ))),
+        (other, _) => Err(bad(format!(
+            "redrivePermission {other:?} is not allowAll, denyAll or byQueue"
+        ))),
+    }
 }
 
 /// The attributes of an update that differ from a queue's: `CreateQueue` of an existing
@@ -351,6 +384,13 @@ fn differences(update: &QueueAttributesUpdate, queue: &Queue) -> Vec<&'static st
             .dead_letter
             .as_ref()
             .is_some_and(|d| d.as_ref() != a.dead_letter.as_ref()),
+    );
+    check(
+        "RedriveAllowPolicy",
+        update
+            .redrive_allow
+            .as_ref()
+            .is_some_and(|r| *r != a.redrive_allow),
     );
     out
 }
@@ -498,6 +538,17 @@ fn all_attributes(ctx: &Ctx, queue: &Queue) -> BTreeMap<&'static str, String> {
             json!({"deadLetterTargetArn": ctx.arn(&d.queue), "maxReceiveCount": d.max_receives})
                 .to_string(),
         );
+    }
+    if let Some(sources) = &a.redrive_allow {
+        let policy = if sources.is_empty() {
+            json!({"redrivePermission": "denyAll"})
+        } else {
+            json!({
+                "redrivePermission": "byQueue",
+                "sourceQueueArns": sources.iter().map(|q| ctx.arn(q)).collect::<Vec<_>>(),
+            })
+        };
+        out.insert("RedriveAllowPolicy", policy.to_string());
     }
     if a.fifo {
         out.insert("FifoQueue", "true".into());
@@ -999,9 +1050,8 @@ struct ReceiveInput {
     visibility_timeout: Option<i64>,
     #[serde(default, deserialize_with = "lenient::opt_i64")]
     wait_time_seconds: Option<i64>,
-    /// FIFO retries of a receive; accepted, each receive is answered afresh.
+    /// FIFO queues: a retry with the same id gets the same answer (see `attempts.rs`).
     #[serde(default)]
-    #[allow(dead_code)]
     receive_request_attempt_id: Option<String>,
 }
 
@@ -1133,6 +1183,22 @@ async fn receive_message(ctx: &Ctx, input: ReceiveInput) -> Result<Value, SqsErr
         .visibility_timeout
         .map(|n| in_range("VisibilityTimeout", n, 0, 43_200))
         .transpose()?;
+    let attempt = match input.receive_request_attempt_id.as_deref() {
+        Some(id) if queue_kind(ctx, &name)?.0 => {
+            let ok = !id.is_empty() && id.len() <= 128 && id.chars().all(|c| c.is_ascii_graphic());
+            if !ok {
+                return Err(SqsError::invalid_parameter(
+                    "ReceiveRequestAttemptId must be 1 to 128 printable ASCII characters",
+                ));
+            }
+            if let Some(answer) = ctx.node.receive_attempts.get(&name, id) {
+                return Ok(answer);
+            }
+            Some(id.to_string())
+        }
+        // Standard queues ignore it, as SQS does.
+        _ => None,
+    };
     let Json(got) = messages::receive(
         State(ctx.node.clone()),
         Path(name.clone()),
@@ -1164,7 +1230,13 @@ async fn receive_message(ctx: &Ctx, input: ReceiveInput) -> Result<Value, SqsErr
             received(ctx, m, &input)
         })
         .collect();
-    Ok(json!({"Messages": messages}))
+    let answer = json!({"Messages": messages});
+    if let Some(attempt) = attempt {
+        ctx.node
+            .receive_attempts
+            .put(&name, &attempt, answer.clone());
+    }
+    Ok(answer)
 }
 
 #[derive(Deserialize)]

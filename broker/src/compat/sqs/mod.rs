@@ -5,6 +5,7 @@
 //! SNS's go on to [`crate::compat::sns`].
 
 pub mod actions;
+pub mod attempts;
 pub mod digest;
 pub mod error;
 pub mod query;
