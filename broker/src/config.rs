@@ -48,6 +48,11 @@ pub struct BrokerConfig {
     #[arg(long, env = "SLUICE_SMTP_SERVER")]
     pub smtp_server: Option<String>,
 
+    /// PEM certificates trusted for `https://` push endpoints besides the public (Mozilla)
+    /// roots the broker carries: the CA of endpoints inside the cluster.
+    #[arg(long, env = "SLUICE_PUSH_CA_FILE")]
+    pub push_ca_file: Option<PathBuf>,
+
     /// The sender of email deliveries.
     #[arg(long, env = "SLUICE_SMTP_FROM", default_value = "sluice@localhost")]
     pub smtp_from: String,

@@ -26,6 +26,8 @@ pub enum ServeError {
     Mailer(#[from] MailerError),
     #[error(transparent)]
     AccessKeys(#[from] crate::compat::auth::KeyFileError),
+    #[error(transparent)]
+    PushTls(#[from] crate::push::client::PushTlsError),
     #[error("cannot open the node: {0}")]
     Open(#[from] GroupError),
     #[error("serving: {0}")]
@@ -56,6 +58,7 @@ pub async fn serve(
         Some(path) => Some(Arc::new(crate::compat::auth::AccessKeys::load(path)?)),
         None => None,
     };
+    let push_client = crate::push::client::PushClient::new(config.push_ca_file.as_deref())?;
     let node = Node::open(&config, metrics, mailer.clone(), access_keys).await?;
     tracing::info!(
         node = node.node_id,
@@ -75,7 +78,7 @@ pub async fn serve(
         })
     };
     let housekeeping = tokio::spawn(node.clone().housekeeping());
-    let pushing = tokio::spawn(push::supervise(node.clone(), mailer));
+    let pushing = tokio::spawn(push::supervise(node.clone(), mailer, push_client));
     let draining = node.clone();
     let served = axum::serve(client_listener, http::router(node.clone()))
         .with_graceful_shutdown(async move {

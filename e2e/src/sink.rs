@@ -220,3 +220,66 @@ async fn receive(
     sink.arrived.notify_waiters();
     status
 }
+
+/// The sink's certificate: a self-signed one for `127.0.0.1`, to trust with
+/// `--push-ca-file`.
+pub struct SinkCertificate {
+    pub pem: String,
+}
+
+impl Sink {
+    /// Serves over TLS on a free loopback port; the sink, its `https://` base URL and
+    /// the certificate a broker must trust to reach it.
+    pub async fn start_tls() -> Result<(Self, String, SinkCertificate)> {
+        use hyper_util::rt::{TokioExecutor, TokioIo};
+        use hyper_util::service::TowerToHyperService;
+        use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+
+        let generated = rcgen::generate_simple_self_signed(vec![
+            "127.0.0.1".to_string(),
+            "localhost".to_string(),
+        ])?;
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+            generated.signing_key.serialize_der(),
+        ));
+        let tls = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(vec![generated.cert.der().clone()], key)?;
+        let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(tls));
+        let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+        let base = format!("https://{}", listener.local_addr()?);
+        let sink = Self::default();
+        let router = Router::new()
+            .route("/{endpoint}", post(receive))
+            .with_state(sink.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let acceptor = acceptor.clone();
+                let service = TowerToHyperService::new(router.clone());
+                tokio::spawn(async move {
+                    // A client that fails the handshake (an untrusted certificate) just
+                    // goes away; nothing reaches the sink.
+                    let Ok(stream) = acceptor.accept(stream).await else {
+                        return;
+                    };
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Ok((
+            sink,
+            base,
+            SinkCertificate {
+                pem: generated.cert.pem(),
+            },
+        ))
+    }
+}

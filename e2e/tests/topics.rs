@@ -479,6 +479,70 @@ async fn fan_out_puts_each_message_in_every_matching_queue_exactly_once() {
     assert_eq!(checked_kinds.len(), 8);
 }
 
+/// An `https://` endpoint with a certificate from a private CA: reached when the broker
+/// trusts that CA (`--push-ca-file`), never when it does not (the message waits, retried).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_push_verifies_the_endpoint_certificate() {
+    let (sink, base, certificate) = Sink::start_tls().await.expect("tls sink");
+    let dir = test_dir("topics-https-ca").expect("dir");
+    let ca = dir.path().join("sink-ca.pem");
+    std::fs::write(&ca, &certificate.pem).expect("write ca");
+    let ca = ca.display().to_string();
+    let (_trusting_dir, trusting) = broker("topics-https", &["--push-ca-file", &ca]).await;
+    let (_plain_dir, plain) = broker("topics-https-untrusted", &[]).await;
+    for (b, endpoint) in [(&trusting, "trusted"), (&plain, "untrusted")] {
+        b.client
+            .put_topic("alerts", &TopicAttributesUpdate::default())
+            .await
+            .expect("topic");
+        let mut spec = SubscriptionSpec::new(http(format!("{base}/{endpoint}")));
+        spec.retry = backoff(50, 1);
+        spec.format = Some(DeliveryFormat::Simplified);
+        b.client
+            .put_subscription("alerts", "hook", &spec)
+            .await
+            .expect("https subscription");
+        b.client
+            .publish("alerts", &message("disk full", None, &[]))
+            .await
+            .expect("publish");
+    }
+    let delivered = sink
+        .wait_for(Duration::from_secs(20), |pushes| {
+            pushes.iter().any(|p| p.endpoint == "trusted")
+        })
+        .await;
+    assert!(delivered, "pushes: {:#?}", sink.pushes());
+    let hook = trusting
+        .client
+        .get_subscription("alerts", "hook")
+        .await
+        .expect("subscription");
+    let push = &sink.delivered("trusted")[0];
+    assert_eq!(push.body.as_ref(), b"disk full");
+    assert!(
+        verify_signature(&hook.secret, push),
+        "signature of {push:?}"
+    );
+    // The broker without the CA fails the handshake: its attempt counts as failed and
+    // the message waits for a retry; nothing arrives.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let untrusted = loop {
+        let sub = plain
+            .client
+            .get_subscription("alerts", "hook")
+            .await
+            .expect("subscription");
+        if sub.counts.retrying >= 1 || tokio::time::Instant::now() > deadline {
+            break sub;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(untrusted.counts.retrying, 1, "{:?}", untrusted.counts);
+    assert_eq!(untrusted.counts.delivered, 0);
+    assert!(sink.pushes().iter().all(|p| p.endpoint != "untrusted"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_push_is_signed_retried_and_dead_lettered() {
     let (_dir, b) = broker("topics-http", &[]).await;

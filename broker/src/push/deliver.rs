@@ -13,6 +13,9 @@ use sluice_client::{Notification, TopicMessage};
 use crate::compat::attributes::SUBJECT;
 use crate::compat::sns::notification::{self, Published};
 use crate::topic::config::Format;
+use axum::http::{HeaderName, HeaderValue};
+
+use super::client::PushClient;
 
 /// Header with the delivery's signature: `t=<ms>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`.
 pub const SIGNATURE_HEADER: &str = "x-sluice-signature";
@@ -147,7 +150,7 @@ pub type Attempt = Result<(), String>;
 /// POSTs one delivery; a 2xx answer within the timeout is a delivery.
 #[allow(clippy::too_many_arguments)]
 pub async fn post(
-    client: &reqwest::Client,
+    client: &PushClient,
     url: &str,
     secret: &str,
     format: Format,
@@ -160,37 +163,43 @@ pub async fn post(
 ) -> Attempt {
     let (body, content_type) = http_body(format, region, topic, subscription, message, raw_body);
     let signed = signature(secret, crate::raft::now_ms(), &body);
-    let mut request = client.post(url);
+    let mut headers: Vec<(&str, String)> = vec![
+        ("content-type", content_type.to_string()),
+        (SIGNATURE_HEADER, signed),
+        ("x-sluice-topic", topic.to_string()),
+        ("x-sluice-subscription", subscription.to_string()),
+        ("x-sluice-message-id", message.id.clone()),
+        ("x-sluice-attempt", attempt.to_string()),
+    ];
     if format == Format::Sns {
         // What SNS HTTP endpoints dispatch on.
-        request = request
-            .header("x-amz-sns-message-type", "Notification")
-            .header("x-amz-sns-message-id", &message.id)
-            .header(
+        headers.extend([
+            ("x-amz-sns-message-type", "Notification".to_string()),
+            ("x-amz-sns-message-id", message.id.clone()),
+            (
                 "x-amz-sns-topic-arn",
                 notification::topic_arn(region, topic),
-            )
-            .header(
+            ),
+            (
                 "x-amz-sns-subscription-arn",
                 notification::subscription_arn(region, topic, subscription),
-            );
+            ),
+        ]);
     }
-    let answer = request
-        .timeout(DELIVERY_TIMEOUT)
-        .header("content-type", content_type)
-        .header(SIGNATURE_HEADER, signed)
-        .header("x-sluice-topic", topic)
-        .header("x-sluice-subscription", subscription)
-        .header("x-sluice-message-id", &message.id)
-        .header("x-sluice-attempt", attempt.to_string())
-        .body(body)
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
-    if answer.status().is_success() {
+    let headers = headers
+        .into_iter()
+        .map(|(name, value)| {
+            Ok((
+                HeaderName::from_static(name),
+                HeaderValue::from_str(&value).map_err(|e| format!("header {name}: {e}"))?,
+            ))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    let status = client.post(url, headers, body, DELIVERY_TIMEOUT).await?;
+    if status.is_success() {
         Ok(())
     } else {
-        Err(format!("answered {}", answer.status()))
+        Err(format!("answered {status}"))
     }
 }
 

@@ -7,6 +7,7 @@
 //! resumes where the last report left off: delivery is at least once, and a message
 //! delivered just before a failover may be delivered again.
 
+pub mod client;
 pub mod deliver;
 
 use std::collections::{HashMap, HashSet};
@@ -24,6 +25,7 @@ use crate::raft::command::Command;
 use crate::raft::now_ms;
 use crate::topic::DeliveryReport;
 use crate::topic::config::{SubscriptionConfig, Target};
+use client::PushClient;
 use deliver::Mailer;
 
 /// How often the leader matches its workers to the push subscriptions.
@@ -47,18 +49,13 @@ type Incarnation = (u64, u64);
 /// What every worker shares.
 struct Pusher {
     node: Arc<Node>,
-    http: reqwest::Client,
+    http: PushClient,
     mailer: Option<Mailer>,
 }
 
 /// Keeps one worker running per push subscription while this node leads. Returns on
 /// shutdown.
-pub async fn supervise(node: Arc<Node>, mailer: Option<Mailer>) {
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .pool_idle_timeout(Duration::from_secs(30))
-        .build()
-        .unwrap_or_default();
+pub async fn supervise(node: Arc<Node>, mailer: Option<Mailer>, http: PushClient) {
     let pusher = Arc::new(Pusher {
         node: node.clone(),
         http,

@@ -243,18 +243,15 @@ impl SubscriptionConfig {
                 Target::Queue(queue.clone())
             }
             Endpoint::Http { url } => {
-                if url.starts_with("https://") {
-                    // The broker is built without a TLS stack (yet).
-                    return Err(invalid(format!(
-                        "endpoint url {url:?}: https endpoints are not supported yet; use an http:// URL inside the cluster"
-                    )));
-                }
-                let ok = url.starts_with("http://")
-                    && url.len() > "http://".len()
-                    && !url.chars().any(char::is_whitespace);
+                let rest = url
+                    .strip_prefix("http://")
+                    .or_else(|| url.strip_prefix("https://"));
+                let ok = rest.is_some_and(|r| !r.is_empty())
+                    && !url.chars().any(char::is_whitespace)
+                    && url.parse::<axum::http::Uri>().is_ok();
                 if !ok {
                     return Err(invalid(format!(
-                        "endpoint url {url:?} is not an http:// URL"
+                        "endpoint url {url:?} is not an http:// or https:// URL"
                     )));
                 }
                 Target::Http(url.clone())

@@ -43,11 +43,17 @@ impl Subscription {
             message,
         };
         match &self.spec.endpoint {
-            EndpointSpec::Http { url } if !url.starts_with("http://") => Err(invalid(format!(
-                "endpoint.http.url {url:?}: the broker pushes to http:// URLs only"
-            ))),
-            EndpointSpec::Http { url } if url.len() <= "http://".len() => {
-                Err(invalid(format!("endpoint.http.url {url:?} names no host")))
+            EndpointSpec::Http { url } => {
+                let host = url
+                    .strip_prefix("http://")
+                    .or_else(|| url.strip_prefix("https://"));
+                match host {
+                    None => Err(invalid(format!(
+                        "endpoint.http.url {url:?}: the broker pushes to http:// and https:// URLs"
+                    ))),
+                    Some("") => Err(invalid(format!("endpoint.http.url {url:?} names no host"))),
+                    Some(_) => Ok(()),
+                }
             }
             EndpointSpec::Email { to } if !to.contains('@') => Err(invalid(format!(
                 "endpoint.email.to {to:?} is not an email address"

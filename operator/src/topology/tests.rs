@@ -207,8 +207,8 @@ async fn a_subscription_waits_for_its_topic_and_names_a_bad_endpoint() {
 
     let bad = subscription(
         json!({"clusterRef": {"name": "demo"}, "topicRef": {"name": "t"},
-        "endpoint": {"http": {"url": "https://example.test/hook"}}}),
+        "endpoint": {"http": {"url": "ftp://example.test/hook"}}}),
     );
-    let failure = bad.declare(&resolved, &broker).await.expect_err("https");
+    let failure = bad.declare(&resolved, &broker).await.expect_err("ftp");
     assert_eq!(failure.reason(), conditions::INVALID_ENDPOINT);
 }
