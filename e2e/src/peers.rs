@@ -1,6 +1,8 @@
 //! The peers Sluice is measured against, started by the bench on loopback and driven
 //! with the same workloads: NATS JetStream (Debian's `nats-server`, file storage, via
-//! async-nats).
+//! async-nats) and RabbitMQ quorum queues (Debian's `rabbitmq-server`, via lapin); one
+//! node each, or three clustered on loopback with the stream or queue replicated to all
+//! three (acknowledged = stored on a quorum).
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -14,51 +16,87 @@ use futures::StreamExt;
 
 use crate::bench::{Pacer, RunConfig, RunResult, Tally, Workload, body, finish, measure};
 
-/// A `nats-server` with JetStream, killed when dropped.
-pub struct NatsServer {
-    child: Child,
+/// `nats-server`s with JetStream (one, or three routed into a cluster), killed when
+/// dropped.
+pub struct NatsServers {
+    children: Vec<Child>,
+    /// The first server's client URL.
     pub url: String,
 }
 
-impl NatsServer {
-    /// Starts a single server with JetStream storing under `dir`.
-    pub async fn start(dir: &Path) -> Result<Self> {
-        let port = crate::free_port()?;
-        let store = dir.join("nats");
-        std::fs::create_dir_all(&store)?;
-        let child = Command::new("nats-server")
-            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
-            .arg(&store)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("starting nats-server (apt-get install nats-server)")?;
-        let server = Self {
-            child,
-            url: format!("nats://127.0.0.1:{port}"),
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_err()
-        {
-            if Instant::now() > deadline {
-                bail!("nats-server did not listen within 20 s");
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+/// Waits until something listens on `port` of loopback.
+async fn listening(port: u16, what: &str, within: Duration) -> Result<()> {
+    let deadline = Instant::now() + within;
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        if Instant::now() > deadline {
+            bail!("{what} did not listen on port {port} within {within:?}");
         }
-        Ok(server)
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
+
+impl NatsServers {
+    /// Starts `count` servers (1 or 3) with JetStream storing under `dir`; three form
+    /// a cluster through routes on loopback.
+    pub async fn start(dir: &Path, count: u32) -> Result<Self> {
+        let ports = (0..count)
+            .map(|_| Ok((crate::free_port()?, crate::free_port()?)))
+            .collect::<Result<Vec<(u16, u16)>>>()?;
+        let routes = ports
+            .iter()
+            .map(|(_, route)| format!("nats://127.0.0.1:{route}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut children = Vec::new();
+        for (i, (port, route)) in ports.iter().enumerate() {
+            let store = dir.join(format!("nats-{i}"));
+            std::fs::create_dir_all(&store)?;
+            let mut cmd = Command::new("nats-server");
+            cmd.args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+                .arg(&store)
+                .args(["-n", &format!("n{i}")]);
+            if count > 1 {
+                cmd.args([
+                    "--cluster_name",
+                    "bench",
+                    "--cluster",
+                    &format!("nats://127.0.0.1:{route}"),
+                    "--routes",
+                    &routes,
+                ]);
+            }
+            children.push(
+                cmd.stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .context("starting nats-server (apt-get install nats-server)")?,
+            );
+        }
+        let servers = Self {
+            children,
+            url: format!("nats://127.0.0.1:{}", ports[0].0),
+        };
+        for (port, _) in &ports {
+            listening(*port, "nats-server", Duration::from_secs(20)).await?;
+        }
+        Ok(servers)
     }
 
-    pub fn pid(&self) -> u32 {
-        self.child.id()
+    pub fn pids(&self) -> Vec<u32> {
+        self.children.iter().map(Child::id).collect()
     }
 }
 
-impl Drop for NatsServer {
+impl Drop for NatsServers {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
@@ -70,21 +108,31 @@ const SUBJECT: &str = "bench";
 /// `cycle` it then fetches as many from a shared durable pull consumer and acknowledges
 /// each, waiting for the server to confirm the ack (`double_ack`).
 pub async fn run_nats(config: &RunConfig, dir: &Path) -> Result<RunResult> {
-    let server = NatsServer::start(dir).await?;
+    let server = NatsServers::start(dir, config.replicas).await?;
     let client = async_nats::connect(&server.url)
         .await
         .context("connecting to nats-server")?;
     let js = jetstream::new(client);
-    let stream = js
-        .create_stream(jetstream::stream::Config {
-            name: STREAM.to_string(),
-            subjects: vec![SUBJECT.to_string()],
-            storage: StorageType::File,
-            num_replicas: 1,
-            ..Default::default()
-        })
-        .await
-        .context("creating the benchmark stream")?;
+    // A new cluster takes a moment to elect its JetStream meta leader.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let stream = loop {
+        let created = js
+            .create_stream(jetstream::stream::Config {
+                name: STREAM.to_string(),
+                subjects: vec![SUBJECT.to_string()],
+                storage: StorageType::File,
+                num_replicas: config.replicas as usize,
+                ..Default::default()
+            })
+            .await;
+        match created {
+            Ok(stream) => break stream,
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(e) => return Err(anyhow::anyhow!(e).context("creating the benchmark stream")),
+        }
+    };
     let consumer: PullConsumer = stream
         .create_consumer(jetstream::consumer::pull::Config {
             durable_name: Some("bench".to_string()),
@@ -171,7 +219,7 @@ pub async fn run_nats(config: &RunConfig, dir: &Path) -> Result<RunResult> {
             }
         }));
     }
-    let pids = [server.pid()];
+    let pids = server.pids();
     let (elapsed, server_cpu, client_cpu) = measure(config, &tally, &stop, &pids, workers).await?;
     finish(config, &tally, elapsed, server_cpu, client_cpu, &pids).await
 }
@@ -185,13 +233,14 @@ pub struct RabbitServer {
 }
 
 impl RabbitServer {
-    /// Starts a node; Debian's wrapper runs it as the `rabbitmq` user, so its directories
-    /// are handed to that user.
-    pub async fn start(dir: &Path) -> Result<Self> {
+    /// Starts a node with its data in `dir/name`; Debian's wrapper runs it as the
+    /// `rabbitmq` user (with that user's home, so every node shares one Erlang cookie),
+    /// so its directories are handed to that user.
+    pub async fn start(dir: &Path, name: &str) -> Result<Self> {
         use std::os::unix::process::CommandExt;
         let port = crate::free_port()?;
         let dist_port = crate::free_port()?;
-        let base = dir.join("rabbitmq");
+        let base = dir.join(name);
         let node_name = format!("bench{port}@localhost");
         for sub in ["mnesia", "log"] {
             std::fs::create_dir_all(base.join(sub))?;
@@ -227,17 +276,32 @@ impl RabbitServer {
             node_name,
             url: format!("amqp://127.0.0.1:{port}/%2f"),
         };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_err()
-        {
-            if Instant::now() > deadline {
-                bail!("rabbitmq-server did not listen within 60 s");
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        listening(port, "rabbitmq-server", Duration::from_secs(60)).await?;
         Ok(server)
+    }
+
+    /// Makes this node a member of `first`'s cluster (`rabbitmqctl join_cluster`).
+    fn join(&self, first: &RabbitServer) -> Result<()> {
+        for args in [
+            vec!["stop_app"],
+            vec!["join_cluster", first.node_name.as_str()],
+            vec!["start_app"],
+        ] {
+            let out = Command::new("rabbitmqctl")
+                .args(["-n", &self.node_name])
+                .args(&args)
+                .output()
+                .context("running rabbitmqctl")?;
+            if !out.status.success() {
+                bail!(
+                    "rabbitmqctl {} on {}: {}",
+                    args.join(" "),
+                    self.node_name,
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        }
+        Ok(())
     }
 
     /// The node's Erlang VM, for CPU and memory. The wrapper starts it in a session of
@@ -284,7 +348,14 @@ pub async fn run_rabbitmq(config: &RunConfig, dir: &Path) -> Result<RunResult> {
     use lapin::types::{AMQPValue, FieldTable};
     use lapin::{BasicProperties, Connection, ConnectionProperties};
 
-    let server = RabbitServer::start(dir).await?;
+    // The first node alone, then the others (it makes the shared Erlang cookie), joined.
+    let mut servers = vec![RabbitServer::start(dir, "rabbitmq-0").await?];
+    for i in 1..config.replicas {
+        let node = RabbitServer::start(dir, &format!("rabbitmq-{i}")).await?;
+        node.join(&servers[0])?;
+        servers.push(node);
+    }
+    let server = &servers[0];
     let properties = ConnectionProperties::default()
         .with_executor(tokio_executor_trait::Tokio::current())
         .with_reactor(tokio_reactor_trait::Tokio::current());
@@ -295,6 +366,10 @@ pub async fn run_rabbitmq(config: &RunConfig, dir: &Path) -> Result<RunResult> {
     arguments.insert(
         "x-queue-type".into(),
         AMQPValue::LongString("quorum".into()),
+    );
+    arguments.insert(
+        "x-quorum-initial-group-size".into(),
+        AMQPValue::LongInt(config.replicas as i32),
     );
     let setup = connection.create_channel().await?;
     setup
@@ -400,7 +475,7 @@ pub async fn run_rabbitmq(config: &RunConfig, dir: &Path) -> Result<RunResult> {
             }
         }));
     }
-    let pids = server.pids();
+    let pids: Vec<u32> = servers.iter().flat_map(RabbitServer::pids).collect();
     let (elapsed, server_cpu, client_cpu) = measure(config, &tally, &stop, &pids, workers).await?;
     finish(config, &tally, elapsed, server_cpu, client_cpu, &pids).await
 }

@@ -114,14 +114,8 @@ async fn main() -> Result<()> {
         );
         let result = match system {
             System::Disk => run_disk(&config, scratch.path()).await?,
-            System::Nats if args.replicas == 1 => {
-                sluice_e2e::peers::run_nats(&config, scratch.path()).await?
-            }
-            System::Nats => bail!("--system nats runs with --replicas 1 for now"),
-            System::Rabbitmq if args.replicas == 1 => {
-                sluice_e2e::peers::run_rabbitmq(&config, scratch.path()).await?
-            }
-            System::Rabbitmq => bail!("--system rabbitmq runs with --replicas 1 for now"),
+            System::Nats => sluice_e2e::peers::run_nats(&config, scratch.path()).await?,
+            System::Rabbitmq => sluice_e2e::peers::run_rabbitmq(&config, scratch.path()).await?,
             System::Sluice => match &args.url {
                 Some(url) => run_sluice(&config, &Client::new(url)?, &[]).await?,
                 None if args.replicas == 1 => {
