@@ -203,16 +203,30 @@ pub async fn run_sluice(
             .unwrap_or(0)
     )
     .to_lowercase();
-    client
-        .put_queue(
-            &queue,
-            &QueueAttributesUpdate {
-                max_message_bytes: Some(1 << 20),
-                ..Default::default()
-            },
-        )
-        .await
-        .context("creating the benchmark queue")?;
+    // A cluster just started may still be settling its leadership: retry while it says
+    // so, as a client of it would.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let created = client
+            .put_queue(
+                &queue,
+                &QueueAttributesUpdate {
+                    max_message_bytes: Some(1 << 20),
+                    ..Default::default()
+                },
+            )
+            .await;
+        match created {
+            Ok(_) => break,
+            Err(e)
+                if e.code() == Some(sluice_client::ErrorCode::Unavailable)
+                    && Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => return Err(e).context("creating the benchmark queue"),
+        }
+    }
     let tally = Arc::new(Tally::new());
     let stop = Arc::new(AtomicBool::new(false));
     let mut workers = Vec::new();

@@ -12,6 +12,7 @@ pub mod checker;
 pub mod cluster;
 pub mod kube;
 pub mod peers;
+pub mod plot;
 pub mod sink;
 pub mod workload;
 

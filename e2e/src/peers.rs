@@ -53,7 +53,8 @@ impl NatsServers {
             .join(",");
         let mut children = Vec::new();
         for (i, (port, route)) in ports.iter().enumerate() {
-            let store = dir.join(format!("nats-{i}"));
+            // A directory of its own per run: JetStream's state names its cluster's peers.
+            let store = dir.join(format!("nats-{}-{i}", ports[0].0));
             std::fs::create_dir_all(&store)?;
             let mut cmd = Command::new("nats-server");
             cmd.args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
@@ -114,7 +115,7 @@ pub async fn run_nats(config: &RunConfig, dir: &Path) -> Result<RunResult> {
         .context("connecting to nats-server")?;
     let js = jetstream::new(client);
     // A new cluster takes a moment to elect its JetStream meta leader.
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + Duration::from_secs(60);
     let stream = loop {
         let created = js
             .create_stream(jetstream::stream::Config {
@@ -240,7 +241,7 @@ impl RabbitServer {
         use std::os::unix::process::CommandExt;
         let port = crate::free_port()?;
         let dist_port = crate::free_port()?;
-        let base = dir.join(name);
+        let base = dir.join(format!("{name}-{port}"));
         let node_name = format!("bench{port}@localhost");
         for sub in ["mnesia", "log"] {
             std::fs::create_dir_all(base.join(sub))?;

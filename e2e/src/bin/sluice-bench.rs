@@ -35,9 +35,14 @@ struct Args {
     /// Messages per request.
     #[arg(long, default_value_t = 32)]
     batch: usize,
-    /// Requests in flight at once.
-    #[arg(long, default_value_t = 16)]
-    concurrency: usize,
+    /// Requests in flight at once; repeat to measure each system at several (the other
+    /// workloads take the first).
+    #[arg(long, default_values_t = [16])]
+    concurrency: Vec<usize>,
+    /// Also write SVG charts of the runs into this directory: throughput against
+    /// concurrency, and latency percentiles at the middle concurrency.
+    #[arg(long)]
+    plot: Option<PathBuf>,
     /// Seconds each system runs.
     #[arg(long, default_value_t = 10)]
     duration: u64,
@@ -74,7 +79,7 @@ async fn main() -> Result<()> {
     if args.replicas != 1 && args.replicas != 3 {
         bail!("--replicas must be 1 or 3");
     }
-    if args.batch == 0 || args.batch > 256 || args.concurrency == 0 || args.size == 0 {
+    if args.batch == 0 || args.batch > 256 || args.concurrency.contains(&0) || args.size == 0 {
         bail!("--batch must be 1 to 256, --concurrency and --size at least 1");
     }
     let scratch = match &args.dir {
@@ -95,6 +100,32 @@ async fn main() -> Result<()> {
     if args.workload == Workload::Fanout {
         return fanout(&args, scratch.path()).await;
     }
+    let mut all: Vec<RunResult> = Vec::new();
+    for &concurrency in &args.concurrency {
+        // Each level starts its systems afresh, in directories of their own.
+        let dir = scratch.path().join(format!("concurrency-{concurrency}"));
+        std::fs::create_dir_all(&dir)?;
+        all.extend(compare(&args, concurrency, &dir).await?);
+    }
+    if let Some(dir) = &args.plot {
+        write_plots(&args, &all, dir)?;
+    }
+    Ok(())
+}
+
+impl Args {
+    fn first_concurrency(&self) -> usize {
+        self.concurrency.first().copied().unwrap_or(16)
+    }
+}
+
+/// Every system at one concurrency, each in turn; their table, ratios to the first, and
+/// the results.
+async fn compare(
+    args: &Args,
+    concurrency: usize,
+    scratch: &std::path::Path,
+) -> Result<Vec<RunResult>> {
     let mut results: Vec<RunResult> = Vec::new();
     for system in &args.system {
         let config = RunConfig {
@@ -103,7 +134,7 @@ async fn main() -> Result<()> {
             workload: args.workload,
             size: args.size,
             batch: args.batch,
-            concurrency: args.concurrency,
+            concurrency,
             duration: Duration::from_secs(args.duration),
             rate: args.rate,
             progress: !args.json,
@@ -113,20 +144,20 @@ async fn main() -> Result<()> {
             args.workload, args.duration
         );
         let result = match system {
-            System::Disk => run_disk(&config, scratch.path()).await?,
-            System::Nats => sluice_e2e::peers::run_nats(&config, scratch.path()).await?,
-            System::Rabbitmq => sluice_e2e::peers::run_rabbitmq(&config, scratch.path()).await?,
+            System::Disk => run_disk(&config, scratch).await?,
+            System::Nats => sluice_e2e::peers::run_nats(&config, scratch).await?,
+            System::Rabbitmq => sluice_e2e::peers::run_rabbitmq(&config, scratch).await?,
             System::Sluice => match &args.url {
                 Some(url) => run_sluice(&config, &Client::new(url)?, &[]).await?,
                 None if args.replicas == 1 => {
-                    let broker = Broker::start(BrokerOptions::single(scratch.path())?).await?;
+                    let broker = Broker::start(BrokerOptions::single(scratch)?).await?;
                     let pids: Vec<u32> = broker.pid().into_iter().collect();
                     let r = run_sluice(&config, &broker.client, &pids).await;
                     drop(broker);
                     r?
                 }
                 None => {
-                    let cluster = Cluster::start(scratch.path(), 3).await?;
+                    let cluster = Cluster::start(scratch, 3).await?;
                     // Requests go to the leader, as a client of the leader's node would.
                     let leader = cluster.leader(Duration::from_secs(30)).await?;
                     let pids: Vec<u32> = cluster.nodes.iter().filter_map(Broker::pid).collect();
@@ -160,6 +191,79 @@ async fn main() -> Result<()> {
             println!("{}", serde_json::to_string(r)?);
         }
     }
+    Ok(results)
+}
+
+/// The charts of a comparison: msg/s against concurrency per system, and the latency
+/// percentiles of each system at the middle concurrency.
+fn write_plots(args: &Args, results: &[RunResult], dir: &std::path::Path) -> Result<()> {
+    use sluice_e2e::plot::{Chart, Series};
+    std::fs::create_dir_all(dir)?;
+    let what = format!(
+        "{}, {} B, {} replica{}",
+        format!("{:?}", args.workload).to_lowercase(),
+        args.size,
+        args.replicas,
+        if args.replicas == 1 { "" } else { "s" }
+    );
+    let stem = format!("{:?}-{}-r{}", args.workload, args.size, args.replicas).to_lowercase();
+    let systems = || args.system.iter().filter(|s| **s != System::Disk);
+    // Concurrency levels are spread evenly along the x axis, by their order.
+    let levels: Vec<usize> = args.concurrency.clone();
+    let throughput = Chart {
+        title: &format!("Throughput ({what})"),
+        x_label: "requests in flight",
+        y_label: "msg/s",
+        x_ticks: levels
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (i as f64, c.to_string()))
+            .collect(),
+        log_y: false,
+        series: systems()
+            .map(|system| Series {
+                name: format!("{system:?}"),
+                points: levels
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, c)| {
+                        results
+                            .iter()
+                            .find(|r| r.system == *system && r.concurrency == *c)
+                            .map(|r| (i as f64, r.msgs_per_sec))
+                    })
+                    .collect(),
+            })
+            .collect(),
+    };
+    let middle = levels[levels.len() / 2];
+    let latency = Chart {
+        title: &format!("Latency of a request, {middle} in flight ({what})"),
+        x_label: "percentile",
+        y_label: "ms (log scale)",
+        x_ticks: ["p50", "p99", "p99.9"]
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (i as f64, p.to_string()))
+            .collect(),
+        log_y: true,
+        series: systems()
+            .filter_map(|system| {
+                let r = results
+                    .iter()
+                    .find(|r| r.system == *system && r.concurrency == middle)?;
+                Some(Series {
+                    name: format!("{system:?}"),
+                    points: vec![(0.0, r.p50_ms), (1.0, r.p99_ms), (2.0, r.p999_ms)],
+                })
+            })
+            .collect(),
+    };
+    for (name, chart) in [("throughput", throughput), ("latency", latency)] {
+        let path = dir.join(format!("{name}-{stem}.svg"));
+        std::fs::write(&path, chart.svg())?;
+        eprintln!("wrote {}", path.display());
+    }
     Ok(())
 }
 
@@ -171,7 +275,7 @@ async fn idle(args: &Args, dir: &std::path::Path) -> Result<()> {
         workload: Workload::Idle,
         size: args.size,
         batch: args.batch,
-        concurrency: args.concurrency,
+        concurrency: args.first_concurrency(),
         duration: Duration::from_secs(args.duration),
         rate: None,
         progress: false,
@@ -222,7 +326,7 @@ async fn fanout(args: &Args, dir: &std::path::Path) -> Result<()> {
         workload: Workload::Fanout,
         size: args.size,
         batch: args.batch,
-        concurrency: args.concurrency,
+        concurrency: args.first_concurrency(),
         duration: Duration::from_secs(args.duration),
         rate: args.rate,
         progress: !args.json,
