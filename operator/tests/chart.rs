@@ -167,6 +167,7 @@ fn a_cluster_queues_monitoring_and_a_network_policy_when_asked() {
         "monitoring.prometheusRule.enabled=true",
         "monitoring.grafanaDashboard.enabled=true",
         "networkPolicy.enabled=true",
+        "cluster.accessKeys.secretName=sluice-keys",
     ]);
     let kinds = check_types(&objects);
     for kind in [
@@ -185,6 +186,8 @@ fn a_cluster_queues_monitoring_and_a_network_policy_when_asked() {
         .find(|o| o["kind"] == "SluiceCluster")
         .expect("cluster");
     assert_eq!(cluster["spec"]["storage"]["storageClassName"], "fast");
+    assert_eq!(cluster["spec"]["accessKeys"]["secretName"], "sluice-keys");
+    assert!(cluster["spec"].get("pushCa").is_none());
     let queue = objects
         .iter()
         .find(|o| o["kind"] == "Queue")

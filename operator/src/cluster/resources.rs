@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec, StatefulSetUpdateStrategy};
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMap, ConfigMapEnvSource, Container, ContainerPort, EnvFromSource,
-    HTTPGetAction, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSecurityContext, PodSpec,
-    PodTemplateSpec, Probe, SeccompProfile, SecurityContext, Service, ServiceAccount, ServicePort,
-    ServiceSpec, VolumeMount, VolumeResourceRequirements,
+    HTTPGetAction, KeyToPath, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSecurityContext,
+    PodSpec, PodTemplateSpec, Probe, SeccompProfile, SecretVolumeSource, SecurityContext, Service,
+    ServiceAccount, ServicePort, ServiceSpec, Volume, VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -17,7 +17,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, 
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{Resource, ResourceExt};
 
-use crate::crd::SluiceCluster;
+use crate::crd::{SecretFile, SluiceCluster};
 
 pub const CLIENT_PORT: i32 = 8080;
 pub const PEER_PORT: i32 = 7070;
@@ -135,11 +135,62 @@ pub fn config_map(cluster: &SluiceCluster, bootstrap_peer: &str) -> ConfigMap {
         "SLUICE_INITIAL_MEMBERS".into(),
         format!("1={bootstrap_peer}"),
     );
+    for (file, flag) in secret_files(cluster) {
+        data.insert(flag.into(), file.path());
+    }
     ConfigMap {
         metadata: meta(cluster, Names::of(cluster).config_map()),
         data: Some(data),
         ..ConfigMap::default()
     }
+}
+
+/// A Secret's file the brokers read: where it is mounted.
+struct MountedSecret<'a> {
+    volume: &'static str,
+    secret: &'a SecretFile,
+    default_key: &'static str,
+}
+
+impl MountedSecret<'_> {
+    fn key(&self) -> &str {
+        self.secret.key.as_deref().unwrap_or(self.default_key)
+    }
+
+    fn dir(&self) -> String {
+        format!("/etc/sluice/{}", self.volume)
+    }
+
+    fn path(&self) -> String {
+        format!("{}/{}", self.dir(), self.key())
+    }
+}
+
+/// The Secrets the spec names, each with the broker flag (env var) that reads it.
+fn secret_files(cluster: &SluiceCluster) -> Vec<(MountedSecret<'_>, &'static str)> {
+    let spec = &cluster.spec;
+    let mut files = Vec::new();
+    if let Some(secret) = &spec.access_keys {
+        files.push((
+            MountedSecret {
+                volume: "access-keys",
+                secret,
+                default_key: "keys.json",
+            },
+            "SLUICE_ACCESS_KEYS",
+        ));
+    }
+    if let Some(secret) = &spec.push_ca {
+        files.push((
+            MountedSecret {
+                volume: "push-ca",
+                secret,
+                default_key: "ca.crt",
+            },
+            "SLUICE_PUSH_CA_FILE",
+        ));
+    }
+    files
 }
 
 fn port(name: &str, port: i32) -> ServicePort {
@@ -259,11 +310,20 @@ pub fn statefulset(cluster: &SluiceCluster, replicas: i32, config_hash: &str) ->
             }),
             ..EnvFromSource::default()
         }]),
-        volume_mounts: Some(vec![VolumeMount {
-            name: "data".into(),
-            mount_path: DATA_DIR.into(),
-            ..VolumeMount::default()
-        }]),
+        volume_mounts: Some(
+            std::iter::once(VolumeMount {
+                name: "data".into(),
+                mount_path: DATA_DIR.into(),
+                ..VolumeMount::default()
+            })
+            .chain(secret_files(cluster).iter().map(|(file, _)| VolumeMount {
+                name: file.volume.into(),
+                mount_path: file.dir(),
+                read_only: Some(true),
+                ..VolumeMount::default()
+            }))
+            .collect(),
+        ),
         readiness_probe: Some(http_probe("/readyz", 2, 3)),
         liveness_probe: Some(Probe {
             initial_delay_seconds: Some(10),
@@ -332,6 +392,25 @@ pub fn statefulset(cluster: &SluiceCluster, replicas: i32, config_hash: &str) ->
                     ),
                     automount_service_account_token: Some(false),
                     containers: vec![container],
+                    volumes: {
+                        let volumes: Vec<Volume> = secret_files(cluster)
+                            .iter()
+                            .map(|(file, _)| Volume {
+                                name: file.volume.into(),
+                                secret: Some(SecretVolumeSource {
+                                    secret_name: Some(file.secret.secret_name.clone()),
+                                    items: Some(vec![KeyToPath {
+                                        key: file.key().into(),
+                                        path: file.key().into(),
+                                        ..KeyToPath::default()
+                                    }]),
+                                    ..SecretVolumeSource::default()
+                                }),
+                                ..Volume::default()
+                            })
+                            .collect();
+                        (!volumes.is_empty()).then_some(volumes)
+                    },
                     security_context: Some(PodSecurityContext {
                         run_as_non_root: Some(true),
                         run_as_user: Some(BROKER_UID),
@@ -408,6 +487,8 @@ mod tests {
                 resources: None,
                 pod: None,
                 env: BTreeMap::new(),
+                access_keys: None,
+                push_ca: None,
             },
         );
         c.metadata.namespace = Some("apps".into());
@@ -551,6 +632,53 @@ mod tests {
                 .map(|p| p.type_),
             Some("RuntimeDefault".to_string())
         );
+    }
+
+    #[test]
+    fn secrets_named_by_the_spec_are_mounted_and_passed_as_broker_flags() {
+        let mut c = cluster();
+        let plain = statefulset(&c, 3, "h");
+        let pod = plain.spec.expect("spec").template.spec.expect("pod");
+        assert_eq!(pod.volumes, None, "no Secret, no volume");
+        c.spec.access_keys = Some(SecretFile {
+            secret_name: "sluice-keys".into(),
+            key: None,
+        });
+        c.spec.push_ca = Some(SecretFile {
+            secret_name: "internal-ca".into(),
+            key: Some("bundle.pem".into()),
+        });
+        let env = config_map(&c, "10.0.0.1:7070").data.expect("data");
+        assert_eq!(
+            env["SLUICE_ACCESS_KEYS"],
+            "/etc/sluice/access-keys/keys.json"
+        );
+        assert_eq!(env["SLUICE_PUSH_CA_FILE"], "/etc/sluice/push-ca/bundle.pem");
+        let pod = statefulset(&c, 3, "h")
+            .spec
+            .expect("spec")
+            .template
+            .spec
+            .expect("pod");
+        let volumes = pod.volumes.expect("volumes");
+        let secrets: Vec<(&str, &str)> = volumes
+            .iter()
+            .map(|v| {
+                let secret = v.secret.as_ref().expect("a secret volume");
+                (
+                    v.name.as_str(),
+                    secret.secret_name.as_deref().expect("secret name"),
+                )
+            })
+            .collect();
+        assert_eq!(
+            secrets,
+            vec![("access-keys", "sluice-keys"), ("push-ca", "internal-ca")]
+        );
+        let mounts = pod.containers[0].volume_mounts.clone().expect("mounts");
+        assert!(mounts.iter().any(|m| m.name == "access-keys"
+            && m.mount_path == "/etc/sluice/access-keys"
+            && m.read_only == Some(true)));
     }
 
     #[test]

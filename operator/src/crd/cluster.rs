@@ -69,6 +69,28 @@ pub struct SluiceClusterSpec {
     /// `SLUICE_SMTP_SERVER`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
+    /// The access keys SQS, SNS and MNS requests must be signed with: a Secret holding
+    /// the keys file (`{"keys": [{"accessKeyId", "secretAccessKey", "queues",
+    /// "topics"}]}`, key `keys.json` unless named). Without it no signature is checked.
+    /// The brokers read it when they start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_keys: Option<SecretFile>,
+    /// Certificates trusted for `https://` push endpoints besides the public roots (a
+    /// private CA in the cluster): a Secret holding a PEM bundle (key `ca.crt` unless
+    /// named).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub push_ca: Option<SecretFile>,
+}
+
+/// One file of a Secret, mounted into the brokers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretFile {
+    #[schemars(length(min = 1, max = 253))]
+    pub secret_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub key: Option<String>,
 }
 
 /// Each broker's persistent volume.

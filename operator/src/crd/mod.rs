@@ -12,7 +12,8 @@ mod subscription;
 mod topic;
 
 pub use cluster::{
-    ClusterMember, PodOverrides, SluiceCluster, SluiceClusterSpec, SluiceClusterStatus, StorageSpec,
+    ClusterMember, PodOverrides, SecretFile, SluiceCluster, SluiceClusterSpec, SluiceClusterStatus,
+    StorageSpec,
 };
 pub use common::{ClusterRef, DeletionPolicy, LocalRef, ResourceStatus, conditions, set_condition};
 pub use queue::{DeadLetterSpec, Queue, QueueSpec, QueueStatus};
