@@ -77,6 +77,22 @@ pub fn check(output: Output, what: &str) -> String {
     stdout
 }
 
+/// Runs the aws CLI (`aws --endpoint-url <endpoint> --output json <args>`) and parses
+/// what it prints; panics when it fails. Null when it prints nothing.
+pub fn aws_cli(endpoint: &str, args: &[&str]) -> serde_json::Value {
+    let output = aws_command("aws", endpoint, None)
+        .args(["--endpoint-url", endpoint, "--output", "json"])
+        .args(args)
+        .output()
+        .expect("the aws CLI runs (pip install awscli)");
+    let stdout = check(output, &format!("aws {}", args.join(" ")));
+    if stdout.trim().is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_str(&stdout).expect("the CLI prints JSON")
+    }
+}
+
 /// Runs `examples/<dir>/<name>.py` against `endpoint`; panics when it fails.
 pub fn run_example(dir: &str, name: &str, endpoint: &str, python_path: Option<&Path>) {
     let script = examples_dir(dir).join(format!("{name}.py"));

@@ -79,11 +79,16 @@ impl Sink {
     async fn serve(sink: Self) -> Result<(Self, String)> {
         let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
         let base = format!("http://{}", listener.local_addr()?);
-        let router = Router::new()
-            .route("/{endpoint}", post(receive))
-            .with_state(sink.clone());
+        let router = sink.router();
         tokio::spawn(async move { axum::serve(listener, router).await });
         Ok((sink, base))
+    }
+
+    /// Every endpoint `/<name>`, recorded by this sink.
+    fn router(&self) -> Router {
+        Router::new()
+            .route("/{endpoint}", post(receive))
+            .with_state(self.clone())
     }
 
     /// Answers the next `count` requests to `endpoint` with 500 (`u32::MAX`: until told
@@ -252,9 +257,7 @@ impl Sink {
         let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
         let base = format!("https://{}", listener.local_addr()?);
         let sink = Self::default();
-        let router = Router::new()
-            .route("/{endpoint}", post(receive))
-            .with_state(sink.clone());
+        let router = sink.router();
         tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use sluice_client::{Endpoint, ReceiveRequest};
-use sluice_e2e::aws::{self, aws_command, boto3_snippet, check, query_boto, run_example};
+use sluice_e2e::aws::{self, aws_command, boto3_snippet, query_boto, run_example};
 use sluice_e2e::{Broker, BrokerOptions, Cluster, test_dir};
 
 const EXAMPLES: [&str; 3] = ["fanout", "http_endpoint", "errors"];
@@ -40,19 +40,7 @@ async fn the_aws_cli_publishes_into_a_queue_the_v1_api_sees() {
         .await
         .expect("broker");
     let endpoint = broker.url();
-    let aws = |service: &str, args: &[&str]| -> serde_json::Value {
-        let output = aws_command("aws", &endpoint, None)
-            .args(["--endpoint-url", &endpoint, "--output", "json", service])
-            .args(args)
-            .output()
-            .expect("the aws CLI runs (pip install awscli)");
-        let stdout = check(output, &format!("aws {service} {}", args.join(" ")));
-        if stdout.trim().is_empty() {
-            serde_json::Value::Null
-        } else {
-            serde_json::from_str(&stdout).expect("the CLI prints JSON")
-        }
-    };
+    let aws = |service: &str, args: &[&str]| aws::aws_cli(&endpoint, &[&[service], args].concat());
     let topic = aws("sns", &["create-topic", "--name", "cli-events"])["TopicArn"]
         .as_str()
         .expect("a topic ARN")

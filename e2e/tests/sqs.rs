@@ -72,19 +72,7 @@ async fn the_aws_cli_sends_receives_and_deletes_and_v1_sees_the_same_queue() {
         .await
         .expect("broker");
     let endpoint = broker.url();
-    let aws = |args: &[&str]| -> serde_json::Value {
-        let output = aws_command("aws", &endpoint, None)
-            .args(["--endpoint-url", &endpoint, "--output", "json", "sqs"])
-            .args(args)
-            .output()
-            .expect("the aws CLI runs (pip install awscli)");
-        let stdout = check(output, &format!("aws sqs {}", args.join(" ")));
-        if stdout.trim().is_empty() {
-            serde_json::Value::Null
-        } else {
-            serde_json::from_str(&stdout).expect("the CLI prints JSON")
-        }
-    };
+    let aws = |args: &[&str]| aws::aws_cli(&endpoint, &[&["sqs"], args].concat());
     let url = aws(&[
         "create-queue",
         "--queue-name",

@@ -11,12 +11,13 @@ use sluice_client::{
 
 use super::error::SnsError;
 use super::notification::{subscription_arn, topic_arn};
-use super::{Ctx, Params, Xml, policy};
+use super::{Ctx, Params, policy};
 use crate::compat::attributes::{SUBJECT, attribute_values, to_v1_attributes};
 use crate::compat::sqs::actions::{ACCOUNT, queue_of_arn};
 use crate::http::extract::{Json, Path};
 use crate::http::topics;
 use crate::node::Node;
+use crate::xml::Writer;
 
 pub const ACTIONS: &[&str] = &[
     "CreateTopic",
@@ -154,11 +155,9 @@ async fn create_topic(ctx: &Ctx, p: &Params) -> Result<Option<String>, SnsError>
         Json(TopicAttributesUpdate::default()),
     )
     .await?;
-    Xml::default()
+    Ok(Writer::default()
         .field("TopicArn", &topic_arn(ctx.region(), name))
-        .done()
-        .map(Ok)
-        .transpose()
+        .done())
 }
 
 async fn delete_topic(ctx: &Ctx, p: &Params) -> Result<Option<String>, SnsError> {
@@ -176,7 +175,7 @@ fn list_topics(ctx: &Ctx, p: &Params) -> Result<Option<String>, SnsError> {
     let after = p.get("NextToken").filter(|t| !t.is_empty());
     let state = ctx.node.group.state.read();
     let (page, more) = state.topics.list("", after, PAGE);
-    let mut xml = Xml::default();
+    let mut xml = Writer::default();
     xml.open("Topics");
     for t in &page {
         if ctx.allow_topic(&t.name).is_ok() {
@@ -205,7 +204,7 @@ fn get_topic_attributes(ctx: &Ctx, p: &Params) -> Result<Option<String>, SnsErro
         ("SubscriptionsPending", "0".to_string()),
         ("SubscriptionsDeleted", "0".to_string()),
     ]);
-    Ok(Xml::default().map("Attributes", &attributes).done())
+    Ok(Writer::default().map("Attributes", &attributes).done())
 }
 
 /// A subscription's SNS protocol, endpoint, and whether it delivers raw.
@@ -395,14 +394,12 @@ async fn subscribe(ctx: &Ctx, p: &Params) -> Result<Option<String>, SnsError> {
                 "Invalid parameter: Attributes: Subscription already exists with different attributes",
             ));
         }
-        return Xml::default()
+        return Ok(Writer::default()
             .field(
                 "SubscriptionArn",
                 &subscription_arn(ctx.region(), &topic, &view.name),
             )
-            .done()
-            .map(Ok)
-            .transpose();
+            .done());
     }
     let name = new_subscription_name();
     topics::put_subscription(
@@ -411,14 +408,12 @@ async fn subscribe(ctx: &Ctx, p: &Params) -> Result<Option<String>, SnsError> {
         Json(spec),
     )
     .await?;
-    Xml::default()
+    Ok(Writer::default()
         .field(
             "SubscriptionArn",
             &subscription_arn(ctx.region(), &topic, &name),
         )
-        .done()
-        .map(Ok)
-        .transpose()
+        .done())
 }
 
 async fn unsubscribe(ctx: &Ctx, p: &Params) -> Result<Option<String>, SnsError> {
@@ -472,7 +467,7 @@ fn list_subscriptions(
         all.partition_point(|s| token(s).as_str() <= after)
     });
     let page = &all[start.min(all.len())..];
-    let mut xml = Xml::default();
+    let mut xml = Writer::default();
     xml.open("Subscriptions");
     for s in page.iter().take(PAGE) {
         let (protocol, endpoint, _) = protocol_of(ctx, s);
@@ -537,7 +532,7 @@ fn get_subscription_attributes(ctx: &Ctx, p: &Params) -> Result<Option<String>, 
             .to_string(),
         );
     }
-    Ok(Xml::default().map("Attributes", &attributes).done())
+    Ok(Writer::default().map("Attributes", &attributes).done())
 }
 
 async fn set_subscription_attributes(ctx: &Ctx, p: &Params) -> Result<Option<String>, SnsError> {
@@ -656,11 +651,7 @@ async fn publish(ctx: &Ctx, p: &Params) -> Result<Option<String>, SnsError> {
     let (message, _) = message_of(p)?;
     let mut results = topics::publish_messages(&ctx.node, topic, None, vec![message]).await?;
     match results.pop() {
-        Some(Ok(sent)) => Xml::default()
-            .field("MessageId", &sent.id)
-            .done()
-            .map(Ok)
-            .transpose(),
+        Some(Ok(sent)) => Ok(Writer::default().field("MessageId", &sent.id).done()),
         Some(Err(e)) => Err(e.into()),
         None => Err(SnsError::internal("no result for the message")),
     }
@@ -733,8 +724,8 @@ async fn publish_batch(ctx: &Ctx, p: &Params) -> Result<Option<String>, SnsError
         topics::publish_messages(&ctx.node, topic, None, messages).await?
     }
     .into_iter();
-    let mut xml = Xml::default();
-    let mut failed = Xml::default();
+    let mut xml = Writer::default();
+    let mut failed = Writer::default();
     xml.open("Successful");
     for (id, outcome) in checked {
         let result = match outcome {

@@ -24,7 +24,6 @@ use axum::response::Response;
 use crate::compat::attributes::AttributeInput;
 use crate::compat::auth::{self, AccessKey};
 use crate::node::Node;
-pub(crate) use crate::xml::Writer as Xml;
 use crate::xml::escape;
 use error::SnsError;
 
