@@ -392,18 +392,39 @@ pub(crate) async fn finish(
     })
 }
 
+/// How the subscribers of the `fanout` workload get their messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FanoutDelivery {
+    /// Sluice pushes every message to each subscription's HTTP endpoint (served by the
+    /// bench), one POST per message; 2xx is the acknowledgement.
+    Push,
+    /// Each subscriber reads its own copy of the stream in batches and acknowledges its
+    /// position once per batch: Sluice pull subscriptions (timeline reads and a
+    /// committed cursor), NATS durable pull consumers (`AckPolicy::All`), RabbitMQ
+    /// consumers of their own quorum queue bound to a fanout exchange (`multiple` acks).
+    Pull,
+}
+
+/// What a subscriber takes per read in the `pull` fan-out (and RabbitMQ's prefetch).
+pub(crate) const FANOUT_READ_MAX: u32 = sluice_client::limits::PULL_MAX;
+
 /// What the `fanout` workload measured.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FanoutResult {
     pub system: System,
     pub workload: Workload,
+    pub delivery: FanoutDelivery,
     pub replicas: u32,
     pub subscriptions: usize,
+    /// Deliveries in flight per subscription (push), or messages per read (pull).
     pub max_in_flight: u32,
     pub size: usize,
     pub batch: usize,
     pub concurrency: usize,
+    /// Messages per second offered by the publishers; as fast as they go when `None`.
+    pub offered_rate: Option<u64>,
     /// Published messages per second (the contract's `msgsPerSec`).
     #[serde(rename = "msgsPerSec")]
     pub published_per_sec: f64,
@@ -420,7 +441,7 @@ pub struct FanoutResult {
     pub delivery_p999_ms: f64,
     pub delivered: u64,
     pub expected: u64,
-    /// Server and client (publishers and the endpoint) CPU over the publishing time.
+    /// Server and client (publishers and subscribers) CPU over the publishing time.
     pub server_cores: Option<f64>,
     pub client_cores: f64,
     pub seconds: f64,
@@ -442,35 +463,168 @@ fn published_at(body: &[u8]) -> Option<u64> {
         .ok()
 }
 
-/// The `fanout` workload: publishers at the configured concurrency and rate, and
-/// `subscriptions` HTTP subscriptions to an endpoint served by this process, which
-/// records when each delivery arrives. After the publishing time, waits (up to a
-/// minute) for the deliveries still under way.
+/// What the subscribers of a fan-out run see, the same for every system: each published
+/// body starts with the time it was published (`@t=µs;`), so a delivery's latency is
+/// read from the body itself.
+pub(crate) struct FanoutMeter {
+    began: Instant,
+    latency: std::sync::Mutex<Histogram<u64>>,
+    delivered: AtomicU64,
+    /// µs since `began` of the latest delivery.
+    last_delivery: AtomicU64,
+    /// µs since `began` when the measured publishing started.
+    publishing_from: AtomicU64,
+}
+
+impl FanoutMeter {
+    pub(crate) fn new() -> Result<Arc<Self>> {
+        Ok(Arc::new(Self {
+            began: Instant::now(),
+            latency: std::sync::Mutex::new(
+                Histogram::new_with_bounds(1, 600_000_000, 3).context("histogram")?,
+            ),
+            delivered: AtomicU64::new(0),
+            last_delivery: AtomicU64::new(0),
+            publishing_from: AtomicU64::new(0),
+        }))
+    }
+
+    fn now_micros(&self) -> u64 {
+        self.began.elapsed().as_micros() as u64
+    }
+
+    /// The bodies of one published batch, stamped with now.
+    pub(crate) fn stamped_batch(
+        &self,
+        config: &RunConfig,
+        worker: usize,
+        n: &mut u64,
+    ) -> Vec<String> {
+        let stamp = format!("@t={};", self.now_micros());
+        (0..config.batch)
+            .map(|_| {
+                *n += 1;
+                let mut text = stamp.clone();
+                text.push_str(&body(
+                    config.size.saturating_sub(stamp.len()).max(1),
+                    worker,
+                    *n,
+                ));
+                text
+            })
+            .collect()
+    }
+
+    /// One delivery reached a subscriber.
+    pub(crate) fn observe(&self, body: &[u8]) {
+        let now = self.now_micros();
+        if let Some(published) = published_at(body) {
+            let mut h = self.latency.lock().unwrap_or_else(|p| p.into_inner());
+            h.saturating_record(now.saturating_sub(published).max(1));
+        }
+        self.delivered.fetch_add(1, Ordering::Relaxed);
+        self.last_delivery.fetch_max(now, Ordering::Relaxed);
+    }
+
+    pub(crate) fn delivered(&self) -> u64 {
+        self.delivered.load(Ordering::Relaxed)
+    }
+
+    /// Waits (at most `within`) until `count` deliveries have arrived; false if they did
+    /// not.
+    pub(crate) async fn wait_for(&self, count: u64, within: Duration) -> bool {
+        let until = Instant::now() + within;
+        while self.delivered() < count {
+            if Instant::now() > until {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        true
+    }
+
+    /// Forgets the warm-up: what follows is measured.
+    pub(crate) fn start_publishing(&self) {
+        let mut h = self.latency.lock().unwrap_or_else(|p| p.into_inner());
+        h.reset();
+        self.delivered.store(0, Ordering::Relaxed);
+        self.publishing_from
+            .store(self.now_micros(), Ordering::Relaxed);
+    }
+
+    /// After publishing stopped: waits (up to a minute) for the deliveries still under
+    /// way, then puts the figures together.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn finish(
+        &self,
+        config: &RunConfig,
+        delivery: FanoutDelivery,
+        subscriptions: usize,
+        max_in_flight: u32,
+        tally: &Tally,
+        (elapsed, server_cpu, client_cpu): (Duration, Option<Duration>, Duration),
+    ) -> Result<FanoutResult> {
+        let published = tally.messages.load(Ordering::Relaxed);
+        if published == 0 {
+            bail!(
+                "nothing was published ({} errors)",
+                tally.errors.load(Ordering::Relaxed)
+            );
+        }
+        let expected = published * subscriptions as u64;
+        self.wait_for(expected, Duration::from_secs(60)).await;
+        let publish = tally.latency.lock().await;
+        let h = self.latency.lock().unwrap_or_else(|p| p.into_inner());
+        let ms = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+        let delivering_secs =
+            self.last_delivery
+                .load(Ordering::Relaxed)
+                .saturating_sub(self.publishing_from.load(Ordering::Relaxed)) as f64
+                / 1e6;
+        let secs = elapsed.as_secs_f64();
+        Ok(FanoutResult {
+            system: config.system,
+            workload: config.workload,
+            delivery,
+            replicas: config.replicas,
+            subscriptions,
+            max_in_flight,
+            size: config.size,
+            batch: config.batch,
+            concurrency: config.concurrency,
+            offered_rate: config.rate,
+            published_per_sec: published as f64 / secs,
+            publish_p99_ms: ms(&publish, 0.99),
+            deliveries_per_sec: self.delivered() as f64 / delivering_secs.max(1e-3),
+            delivery_p50_ms: ms(&h, 0.5),
+            delivery_p99_ms: ms(&h, 0.99),
+            delivery_p999_ms: ms(&h, 0.999),
+            delivered: self.delivered(),
+            expected,
+            server_cores: server_cpu.map(|c| c.as_secs_f64() / secs),
+            client_cores: client_cpu.as_secs_f64() / secs,
+            seconds: secs,
+        })
+    }
+}
+
+/// The `fanout` workload against Sluice: publishers at the configured concurrency and
+/// rate to a topic with `subscriptions` subscriptions, delivered as `delivery` says
+/// (push: to an endpoint served by this process; pull: read by a subscriber task per
+/// subscription). After the publishing time, waits (up to a minute) for the deliveries
+/// still under way.
 pub async fn run_fanout(
     config: &RunConfig,
     client: &Client,
     server_pids: &[u32],
+    delivery: FanoutDelivery,
     subscriptions: usize,
     max_in_flight: u32,
 ) -> Result<FanoutResult> {
-    let began = Instant::now();
-    let delivery = Arc::new(std::sync::Mutex::new(
-        Histogram::<u64>::new_with_bounds(1, 600_000_000, 3).context("histogram")?,
-    ));
-    let delivered = Arc::new(AtomicU64::new(0));
-    let last_delivery = Arc::new(AtomicU64::new(0));
+    let meter = FanoutMeter::new()?;
     let observer: crate::sink::Observer = {
-        let (delivery, delivered, last) =
-            (delivery.clone(), delivered.clone(), last_delivery.clone());
-        Arc::new(move |_endpoint: &str, body: &[u8]| {
-            let now = began.elapsed().as_micros() as u64;
-            if let Some(published) = published_at(body) {
-                let mut h = delivery.lock().unwrap_or_else(|p| p.into_inner());
-                h.saturating_record(now.saturating_sub(published).max(1));
-            }
-            delivered.fetch_add(1, Ordering::Relaxed);
-            last.fetch_max(now, Ordering::Relaxed);
-        })
+        let meter = meter.clone();
+        Arc::new(move |_endpoint: &str, body: &[u8]| meter.observe(body))
     };
     let (_sink, base) = crate::sink::Sink::start_observed(observer).await?;
     let topic = "fanout-bench";
@@ -485,15 +639,30 @@ pub async fn run_fanout(
         )
         .await
         .context("creating the benchmark topic")?;
+    let done = Arc::new(AtomicBool::new(false));
+    let mut subscribers = Vec::new();
     for i in 0..subscriptions {
-        let mut spec = SubscriptionSpec::new(Endpoint::Http {
-            url: format!("{base}/s{i}"),
-        });
-        spec.max_in_flight = Some(max_in_flight);
+        let name = format!("s{i}");
+        let spec = match delivery {
+            FanoutDelivery::Push => {
+                let mut spec = SubscriptionSpec::new(Endpoint::Http {
+                    url: format!("{base}/{name}"),
+                });
+                spec.max_in_flight = Some(max_in_flight);
+                spec
+            }
+            FanoutDelivery::Pull => SubscriptionSpec::new(Endpoint::Pull {}),
+        };
         client
-            .put_subscription(topic, &format!("s{i}"), &spec)
+            .put_subscription(topic, &name, &spec)
             .await
             .context("creating a subscription")?;
+        if delivery == FanoutDelivery::Pull {
+            let (client, meter, done) = (client.clone(), meter.clone(), done.clone());
+            subscribers.push(tokio::spawn(async move {
+                pull_subscriber(&client, topic, &name, &meter, &done).await
+            }));
+        }
     }
     // One message through every subscription first: the leader starts a subscription's
     // worker within a supervision period, which is not what this measures.
@@ -501,39 +670,34 @@ pub async fn run_fanout(
         .publish(topic, &PublishMessage::text("warm-up"))
         .await
         .context("publishing the warm-up message")?;
-    let warm_until = Instant::now() + Duration::from_secs(10);
-    while delivered.load(Ordering::Relaxed) < subscriptions as u64 {
-        if Instant::now() > warm_until {
-            bail!("the warm-up message did not reach every subscription within 10s");
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+    if !meter
+        .wait_for(subscriptions as u64, Duration::from_secs(10))
+        .await
+    {
+        bail!("the warm-up message did not reach every subscription within 10s");
     }
-    delivered.store(0, Ordering::Relaxed);
-    let publishing_from = began.elapsed().as_micros() as u64;
+    meter.start_publishing();
     let tally = Arc::new(Tally::new());
     let stop = Arc::new(AtomicBool::new(false));
     let mut workers = Vec::new();
     for worker in 0..config.concurrency {
-        let (client, tally, stop, config) =
-            (client.clone(), tally.clone(), stop.clone(), config.clone());
+        let (client, tally, stop, config, meter) = (
+            client.clone(),
+            tally.clone(),
+            stop.clone(),
+            config.clone(),
+            meter.clone(),
+        );
         workers.push(tokio::spawn(async move {
             let mut pacer = Pacer::new(config.rate, worker, config.concurrency, config.batch);
             let mut n = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 pacer.wait().await;
                 let started = Instant::now();
-                let stamp = format!("@t={};", began.elapsed().as_micros());
-                let batch: Vec<PublishMessage> = (0..config.batch)
-                    .map(|_| {
-                        n += 1;
-                        let mut text = stamp.clone();
-                        text.push_str(&body(
-                            config.size.saturating_sub(stamp.len()).max(1),
-                            worker,
-                            n,
-                        ));
-                        PublishMessage::text(text)
-                    })
+                let batch: Vec<PublishMessage> = meter
+                    .stamped_batch(&config, worker, &mut n)
+                    .into_iter()
+                    .map(PublishMessage::text)
                     .collect();
                 match client.publish_batch(topic, &batch).await {
                     Ok(results) => {
@@ -547,43 +711,65 @@ pub async fn run_fanout(
             }
         }));
     }
-    let (elapsed, server_cpu, client_cpu) =
-        measure(config, &tally, &stop, server_pids, workers).await?;
-    let published = tally.messages.load(Ordering::Relaxed);
-    let expected = published * subscriptions as u64;
-    let drain_until = Instant::now() + Duration::from_secs(60);
-    while delivered.load(Ordering::Relaxed) < expected && Instant::now() < drain_until {
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    let measured = measure(config, &tally, &stop, server_pids, workers).await?;
+    let result = meter
+        .finish(
+            config,
+            delivery,
+            subscriptions,
+            match delivery {
+                FanoutDelivery::Push => max_in_flight,
+                FanoutDelivery::Pull => FANOUT_READ_MAX,
+            },
+            &tally,
+            measured,
+        )
+        .await;
+    done.store(true, Ordering::Relaxed);
+    for s in subscribers {
+        s.await.context("subscriber panicked")??;
     }
-    let publish = tally.latency.lock().await;
-    let h = delivery.lock().unwrap_or_else(|p| p.into_inner());
-    let ms = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1000.0;
-    let delivering_secs = last_delivery
-        .load(Ordering::Relaxed)
-        .saturating_sub(publishing_from) as f64
-        / 1e6;
-    let secs = elapsed.as_secs_f64();
-    Ok(FanoutResult {
-        system: config.system,
-        workload: config.workload,
-        replicas: config.replicas,
-        subscriptions,
-        max_in_flight,
-        size: config.size,
-        batch: config.batch,
-        concurrency: config.concurrency,
-        published_per_sec: published as f64 / secs,
-        publish_p99_ms: ms(&publish, 0.99),
-        deliveries_per_sec: delivered.load(Ordering::Relaxed) as f64 / delivering_secs.max(1e-3),
-        delivery_p50_ms: ms(&h, 0.5),
-        delivery_p99_ms: ms(&h, 0.99),
-        delivery_p999_ms: ms(&h, 0.999),
-        delivered: delivered.load(Ordering::Relaxed),
-        expected,
-        server_cores: server_cpu.map(|c| c.as_secs_f64() / secs),
-        client_cores: client_cpu.as_secs_f64() / secs,
-        seconds: secs,
-    })
+    result
+}
+
+/// One pull subscriber: reads the subscription's timeline in batches, as far as it is
+/// published, and commits its cursor after each batch, until `done`.
+async fn pull_subscriber(
+    client: &Client,
+    topic: &str,
+    subscription: &str,
+    meter: &FanoutMeter,
+    done: &AtomicBool,
+) -> Result<()> {
+    let device = "bench";
+    let mut after: Option<String> = None;
+    while !done.load(Ordering::Relaxed) {
+        let read = client
+            .pull(
+                topic,
+                subscription,
+                &sluice_client::PullQuery {
+                    after: after.clone(),
+                    device: Some(device.to_string()),
+                    max: Some(FANOUT_READ_MAX),
+                    wait_seconds: Some(1),
+                },
+            )
+            .await
+            .context("pulling")?;
+        if read.messages.is_empty() {
+            continue;
+        }
+        for m in &read.messages {
+            meter.observe(m.body.as_deref().unwrap_or_default().as_bytes());
+        }
+        client
+            .commit_cursor(topic, subscription, device, &read.cursor)
+            .await
+            .context("committing the cursor")?;
+        after = Some(read.cursor);
+    }
+    Ok(())
 }
 
 /// The physical limit of push delivery on this machine: `posts_in_flight` loops POSTing
@@ -729,6 +915,32 @@ pub fn table_row(r: &RunResult) -> String {
 }
 
 pub const TABLE_HEADER: &str = "| system | replicas | workload | size | batch | concurrency | msg/s | p50 ms | p99 ms | p999 ms | server cores | client cores | server peak RSS MiB |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|";
+
+/// A fan-out run as a Markdown table row, under [`FANOUT_TABLE_HEADER`].
+pub fn fanout_table_row(r: &FanoutResult) -> String {
+    let cores = |c: Option<f64>| c.map(|c| format!("{c:.2}")).unwrap_or_else(|| "-".into());
+    format!(
+        "| {:?} | {} | {:?} | {} | {} | {} | {:.0} | {:.2} | {:.0} | {}/{} | {:.2} | {:.2} | {:.2} | {} | {:.2} |",
+        r.system,
+        r.replicas,
+        r.delivery,
+        r.subscriptions,
+        r.size,
+        r.concurrency,
+        r.published_per_sec,
+        r.publish_p99_ms,
+        r.deliveries_per_sec,
+        r.delivered,
+        r.expected,
+        r.delivery_p50_ms,
+        r.delivery_p99_ms,
+        r.delivery_p999_ms,
+        cores(r.server_cores),
+        r.client_cores,
+    )
+}
+
+pub const FANOUT_TABLE_HEADER: &str = "| system | replicas | delivery | subs | size | publishers | published msg/s | publish p99 ms | deliveries/s | delivered/expected | delivery p50 ms | p99 ms | p99.9 ms | server cores | client cores |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|";
 
 /// What idle queues cost.
 #[derive(Debug, Clone, Serialize)]

@@ -13,6 +13,7 @@ pub mod cluster;
 pub mod kube;
 pub mod peers;
 pub mod plot;
+pub mod report;
 pub mod sink;
 pub mod workload;
 

@@ -13,8 +13,17 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use async_nats::jetstream::{self, consumer::PullConsumer, stream::StorageType};
 use futures::StreamExt;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
 
-use crate::bench::{Pacer, RunConfig, RunResult, Tally, Workload, body, finish, measure};
+use crate::bench::{
+    FANOUT_READ_MAX, FanoutDelivery, FanoutMeter, FanoutResult, Pacer, RunConfig, RunResult, Tally,
+    Workload, body, finish, measure,
+};
 
 /// `nats-server`s with JetStream (one, or three routed into a cluster), killed when
 /// dropped.
@@ -104,6 +113,54 @@ impl Drop for NatsServers {
 const STREAM: &str = "BENCH";
 const SUBJECT: &str = "bench";
 
+/// Creates the benchmark stream, file-backed, replicated to `replicas` servers; a new
+/// cluster takes a moment to elect its JetStream meta leader.
+async fn bench_stream(js: &jetstream::Context, replicas: u32) -> Result<jetstream::stream::Stream> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let created = js
+            .create_stream(jetstream::stream::Config {
+                name: STREAM.to_string(),
+                subjects: vec![SUBJECT.to_string()],
+                storage: StorageType::File,
+                num_replicas: replicas as usize,
+                ..Default::default()
+            })
+            .await;
+        match created {
+            Ok(stream) => return Ok(stream),
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(e) => return Err(anyhow::anyhow!(e).context("creating the benchmark stream")),
+        }
+    }
+}
+
+/// Publishes a batch to JetStream and waits for every publish acknowledgement; how many
+/// were stored (the others count as errors).
+async fn nats_publish(js: &jetstream::Context, bodies: Vec<bytes::Bytes>, tally: &Tally) -> u64 {
+    let mut pending = Vec::with_capacity(bodies.len());
+    for b in bodies {
+        match js.publish(SUBJECT, b).await {
+            Ok(ack) => pending.push(ack),
+            Err(_) => {
+                tally.errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+    let mut sent = 0u64;
+    for ack in pending {
+        match ack.await {
+            Ok(_) => sent += 1,
+            Err(_) => {
+                tally.errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+    sent
+}
+
 /// The `send` and `cycle` workloads against JetStream: a worker publishes a batch and
 /// waits for every publish acknowledgement (the stream has stored each message); in
 /// `cycle` it then fetches as many from a shared durable pull consumer and acknowledges
@@ -114,26 +171,7 @@ pub async fn run_nats(config: &RunConfig, dir: &Path) -> Result<RunResult> {
         .await
         .context("connecting to nats-server")?;
     let js = jetstream::new(client);
-    // A new cluster takes a moment to elect its JetStream meta leader.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let stream = loop {
-        let created = js
-            .create_stream(jetstream::stream::Config {
-                name: STREAM.to_string(),
-                subjects: vec![SUBJECT.to_string()],
-                storage: StorageType::File,
-                num_replicas: config.replicas as usize,
-                ..Default::default()
-            })
-            .await;
-        match created {
-            Ok(stream) => break stream,
-            Err(_) if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
-            Err(e) => return Err(anyhow::anyhow!(e).context("creating the benchmark stream")),
-        }
-    };
+    let stream = bench_stream(&js, config.replicas).await?;
     let consumer: PullConsumer = stream
         .create_consumer(jetstream::consumer::pull::Config {
             durable_name: Some("bench".to_string()),
@@ -162,24 +200,7 @@ pub async fn run_nats(config: &RunConfig, dir: &Path) -> Result<RunResult> {
             while !stop.load(Ordering::Relaxed) {
                 pacer.wait().await;
                 let started = Instant::now();
-                let mut pending = Vec::with_capacity(bodies.len());
-                for b in &bodies {
-                    match js.publish(SUBJECT, b.clone()).await {
-                        Ok(ack) => pending.push(ack),
-                        Err(_) => {
-                            tally.errors.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                }
-                let mut sent = 0u64;
-                for ack in pending {
-                    match ack.await {
-                        Ok(_) => sent += 1,
-                        Err(_) => {
-                            tally.errors.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                }
+                let sent = nats_publish(&js, bodies.clone(), &tally).await;
                 if config.workload != Workload::Cycle {
                     tally.record(started, sent).await;
                     continue;
@@ -337,32 +358,26 @@ impl Drop for RabbitServer {
     }
 }
 
-/// The `send` and `cycle` workloads against a RabbitMQ quorum queue: each worker has a
-/// channel in confirm mode, publishes a batch of persistent messages and waits for every
-/// confirm (the quorum has stored it); in `cycle` it then takes as many deliveries from
-/// its own consumer and acknowledges them with one `multiple` ack.
-pub async fn run_rabbitmq(config: &RunConfig, dir: &Path) -> Result<RunResult> {
-    use lapin::options::{
-        BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
-        ConfirmSelectOptions, QueueDeclareOptions,
-    };
-    use lapin::types::{AMQPValue, FieldTable};
-    use lapin::{BasicProperties, Connection, ConnectionProperties};
-
-    // The first node alone, then the others (it makes the shared Erlang cookie), joined.
+/// Starts `replicas` RabbitMQ nodes clustered (the first alone, since it makes the
+/// shared Erlang cookie, then the others joined to it) and connects to the first.
+async fn rabbit_cluster(dir: &Path, replicas: u32) -> Result<(Vec<RabbitServer>, Connection)> {
     let mut servers = vec![RabbitServer::start(dir, "rabbitmq-0").await?];
-    for i in 1..config.replicas {
+    for i in 1..replicas {
         let node = RabbitServer::start(dir, &format!("rabbitmq-{i}")).await?;
         node.join(&servers[0])?;
         servers.push(node);
     }
-    let server = &servers[0];
     let properties = ConnectionProperties::default()
         .with_executor(tokio_executor_trait::Tokio::current())
         .with_reactor(tokio_reactor_trait::Tokio::current());
-    let connection = Connection::connect(&server.url, properties)
+    let connection = Connection::connect(&servers[0].url, properties)
         .await
         .context("connecting to rabbitmq-server")?;
+    Ok((servers, connection))
+}
+
+/// Declares a durable quorum queue replicated to `replicas` nodes.
+async fn declare_quorum_queue(channel: &Channel, name: &str, replicas: u32) -> Result<()> {
     let mut arguments = FieldTable::default();
     arguments.insert(
         "x-queue-type".into(),
@@ -370,12 +385,11 @@ pub async fn run_rabbitmq(config: &RunConfig, dir: &Path) -> Result<RunResult> {
     );
     arguments.insert(
         "x-quorum-initial-group-size".into(),
-        AMQPValue::LongInt(config.replicas as i32),
+        AMQPValue::LongInt(replicas as i32),
     );
-    let setup = connection.create_channel().await?;
-    setup
+    channel
         .queue_declare(
-            "bench",
+            name,
             QueueDeclareOptions {
                 durable: true,
                 ..Default::default()
@@ -384,6 +398,57 @@ pub async fn run_rabbitmq(config: &RunConfig, dir: &Path) -> Result<RunResult> {
         )
         .await
         .context("declaring the quorum queue")?;
+    Ok(())
+}
+
+/// Publishes a batch of persistent messages on a channel in confirm mode and waits for
+/// every confirm; how many were confirmed (the others count as errors).
+async fn rabbit_publish(
+    channel: &Channel,
+    exchange: &str,
+    routing_key: &str,
+    bodies: &[Vec<u8>],
+    tally: &Tally,
+) -> u64 {
+    let persistent = BasicProperties::default().with_delivery_mode(2);
+    let mut pending = Vec::with_capacity(bodies.len());
+    for b in bodies {
+        match channel
+            .basic_publish(
+                exchange,
+                routing_key,
+                BasicPublishOptions::default(),
+                b,
+                persistent.clone(),
+            )
+            .await
+        {
+            Ok(confirm) => pending.push(confirm),
+            Err(_) => {
+                tally.errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+    let mut sent = 0u64;
+    for confirm in pending {
+        match confirm.await {
+            Ok(c) if c.is_ack() => sent += 1,
+            _ => {
+                tally.errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+    sent
+}
+
+/// The `send` and `cycle` workloads against a RabbitMQ quorum queue: each worker has a
+/// channel in confirm mode, publishes a batch of persistent messages and waits for every
+/// confirm (the quorum has stored it); in `cycle` it then takes as many deliveries from
+/// its own consumer and acknowledges them with one `multiple` ack.
+pub async fn run_rabbitmq(config: &RunConfig, dir: &Path) -> Result<RunResult> {
+    let (servers, connection) = rabbit_cluster(dir, config.replicas).await?;
+    let setup = connection.create_channel().await?;
+    declare_quorum_queue(&setup, "bench", config.replicas).await?;
     let tally = Arc::new(Tally::new());
     let stop = Arc::new(AtomicBool::new(false));
     let mut workers = Vec::new();
@@ -415,37 +480,10 @@ pub async fn run_rabbitmq(config: &RunConfig, dir: &Path) -> Result<RunResult> {
             let bodies: Vec<Vec<u8>> = (0..config.batch as u64)
                 .map(|n| body(config.size, worker, n).into_bytes())
                 .collect();
-            let persistent = BasicProperties::default().with_delivery_mode(2);
             while !stop.load(Ordering::Relaxed) {
                 pacer.wait().await;
                 let started = Instant::now();
-                let mut pending = Vec::with_capacity(bodies.len());
-                for b in &bodies {
-                    match channel
-                        .basic_publish(
-                            "",
-                            "bench",
-                            BasicPublishOptions::default(),
-                            b,
-                            persistent.clone(),
-                        )
-                        .await
-                    {
-                        Ok(confirm) => pending.push(confirm),
-                        Err(_) => {
-                            tally.errors.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                }
-                let mut sent = 0u64;
-                for confirm in pending {
-                    match confirm.await {
-                        Ok(c) if c.is_ack() => sent += 1,
-                        _ => {
-                            tally.errors.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                }
+                let sent = rabbit_publish(&channel, "", "bench", &bodies, &tally).await;
                 let Some(consumer) = consumer.as_mut() else {
                     tally.record(started, sent).await;
                     continue;
@@ -479,4 +517,274 @@ pub async fn run_rabbitmq(config: &RunConfig, dir: &Path) -> Result<RunResult> {
     let pids: Vec<u32> = servers.iter().flat_map(RabbitServer::pids).collect();
     let (elapsed, server_cpu, client_cpu) = measure(config, &tally, &stop, &pids, workers).await?;
     finish(config, &tally, elapsed, server_cpu, client_cpu, &pids).await
+}
+
+/// A NATS or RabbitMQ subscriber acknowledges everything up to its latest delivery once
+/// half a read's worth has arrived, or when nothing more came for this long.
+const ACK_WHEN_IDLE: Duration = Duration::from_millis(20);
+
+/// Publishers of a peer's fan-out: `config.concurrency` workers, each publishing stamped
+/// batches with `publish` (which returns how many were stored) until stopped.
+fn fanout_publishers<P, Fut>(
+    config: &RunConfig,
+    meter: &Arc<FanoutMeter>,
+    tally: &Arc<Tally>,
+    stop: &Arc<AtomicBool>,
+    publish: P,
+) -> Vec<tokio::task::JoinHandle<()>>
+where
+    P: Fn(usize, Vec<String>) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = u64> + Send,
+{
+    (0..config.concurrency)
+        .map(|worker| {
+            let (meter, tally, stop, config, publish) = (
+                meter.clone(),
+                tally.clone(),
+                stop.clone(),
+                config.clone(),
+                publish.clone(),
+            );
+            tokio::spawn(async move {
+                let mut pacer = Pacer::new(config.rate, worker, config.concurrency, config.batch);
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    pacer.wait().await;
+                    let started = Instant::now();
+                    let batch = meter.stamped_batch(&config, worker, &mut n);
+                    let stored = publish(worker, batch).await;
+                    tally.record(started, stored).await;
+                }
+            })
+        })
+        .collect()
+}
+
+/// The `fanout` workload against JetStream: one file-backed stream (replicated like the
+/// other workloads), `subscriptions` durable pull consumers, each reading every message
+/// in batches and acknowledging with `AckPolicy::All`.
+pub async fn run_nats_fanout(
+    config: &RunConfig,
+    dir: &Path,
+    subscriptions: usize,
+) -> Result<FanoutResult> {
+    let server = NatsServers::start(dir, config.replicas).await?;
+    let client = async_nats::connect(&server.url)
+        .await
+        .context("connecting to nats-server")?;
+    let js = jetstream::new(client);
+    let stream = bench_stream(&js, config.replicas).await?;
+    let meter = FanoutMeter::new()?;
+    let done = Arc::new(AtomicBool::new(false));
+    let mut subscribers = Vec::new();
+    for i in 0..subscriptions {
+        let consumer: PullConsumer = stream
+            .create_consumer(jetstream::consumer::pull::Config {
+                durable_name: Some(format!("s{i}")),
+                ack_policy: jetstream::consumer::AckPolicy::All,
+                max_ack_pending: FANOUT_READ_MAX as i64 * 4,
+                ..Default::default()
+            })
+            .await
+            .context("creating a consumer")?;
+        let (meter, done) = (meter.clone(), done.clone());
+        subscribers.push(tokio::spawn(async move {
+            let mut messages = consumer
+                .stream()
+                .max_messages_per_batch(FANOUT_READ_MAX as usize)
+                .messages()
+                .await
+                .context("consuming")?;
+            let mut unacked = None;
+            let mut count = 0;
+            while !done.load(Ordering::Relaxed) {
+                if let Ok(next) = tokio::time::timeout(ACK_WHEN_IDLE, messages.next()).await {
+                    let Some(message) = next else { break };
+                    // A missed heartbeat is reported and the stream goes on.
+                    let Ok(message) = message else { continue };
+                    meter.observe(&message.payload);
+                    unacked = Some(message);
+                    count += 1;
+                    if count < FANOUT_READ_MAX / 2 {
+                        continue;
+                    }
+                }
+                if let Some(message) = unacked.take() {
+                    message.ack().await.map_err(|e| anyhow::anyhow!(e))?;
+                    count = 0;
+                }
+            }
+            anyhow::Ok(())
+        }));
+    }
+    js.publish(SUBJECT, "warm-up".into())
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
+    if !meter
+        .wait_for(subscriptions as u64, Duration::from_secs(10))
+        .await
+    {
+        bail!("the warm-up message did not reach every consumer within 10s");
+    }
+    meter.start_publishing();
+    let tally = Arc::new(Tally::new());
+    let stop = Arc::new(AtomicBool::new(false));
+    let workers = {
+        let (js, publish_tally) = (js.clone(), tally.clone());
+        fanout_publishers(config, &meter, &tally, &stop, move |_, batch| {
+            let (js, tally) = (js.clone(), publish_tally.clone());
+            async move {
+                let bodies = batch.into_iter().map(bytes::Bytes::from).collect();
+                nats_publish(&js, bodies, &tally).await
+            }
+        })
+    };
+    let pids = server.pids();
+    let measured = measure(config, &tally, &stop, &pids, workers).await?;
+    let result = meter
+        .finish(
+            config,
+            FanoutDelivery::Pull,
+            subscriptions,
+            FANOUT_READ_MAX,
+            &tally,
+            measured,
+        )
+        .await;
+    done.store(true, Ordering::Relaxed);
+    for s in subscribers {
+        s.await.context("subscriber panicked")??;
+    }
+    result
+}
+
+/// The `fanout` workload against RabbitMQ: a durable fanout exchange bound to
+/// `subscriptions` quorum queues (replicated like the other workloads), each with its
+/// own consumer (prefetch of a read) acknowledging with `multiple` acks. Publishers
+/// publish persistent messages to the exchange and wait for the confirms (every bound
+/// queue has stored the message).
+pub async fn run_rabbitmq_fanout(
+    config: &RunConfig,
+    dir: &Path,
+    subscriptions: usize,
+) -> Result<FanoutResult> {
+    const EXCHANGE: &str = "fanout";
+    let (servers, connection) = rabbit_cluster(dir, config.replicas).await?;
+    let setup = connection.create_channel().await?;
+    setup
+        .exchange_declare(
+            EXCHANGE,
+            ExchangeKind::Fanout,
+            ExchangeDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .context("declaring the fanout exchange")?;
+    let meter = FanoutMeter::new()?;
+    let done = Arc::new(AtomicBool::new(false));
+    let mut subscribers = Vec::new();
+    for i in 0..subscriptions {
+        let queue = format!("fanout-{i}");
+        declare_quorum_queue(&setup, &queue, config.replicas).await?;
+        setup
+            .queue_bind(
+                &queue,
+                EXCHANGE,
+                "",
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .context("binding a queue to the exchange")?;
+        let channel = connection.create_channel().await?;
+        channel
+            .basic_qos(FANOUT_READ_MAX as u16, BasicQosOptions::default())
+            .await?;
+        let mut consumer = channel
+            .basic_consume(
+                &queue,
+                &format!("s{i}"),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        let (meter, done) = (meter.clone(), done.clone());
+        subscribers.push(tokio::spawn(async move {
+            let mut unacked = None;
+            let mut count = 0;
+            while !done.load(Ordering::Relaxed) {
+                if let Ok(next) = tokio::time::timeout(ACK_WHEN_IDLE, consumer.next()).await {
+                    let Some(delivery) = next else { break };
+                    let delivery = delivery.context("consuming")?;
+                    meter.observe(&delivery.data);
+                    unacked = Some(delivery);
+                    count += 1;
+                    if count < FANOUT_READ_MAX / 2 {
+                        continue;
+                    }
+                }
+                if let Some(delivery) = unacked.take() {
+                    delivery
+                        .ack(BasicAckOptions { multiple: true })
+                        .await
+                        .context("acknowledging")?;
+                    count = 0;
+                }
+            }
+            anyhow::Ok(())
+        }));
+    }
+    let mut channels = Vec::new();
+    for _ in 0..config.concurrency.max(1) {
+        let channel = connection.create_channel().await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+        channels.push(channel);
+    }
+    let warm = Tally::new();
+    if rabbit_publish(&channels[0], EXCHANGE, "", &[b"warm-up".to_vec()], &warm).await != 1 {
+        bail!("the warm-up message was not confirmed");
+    }
+    if !meter
+        .wait_for(subscriptions as u64, Duration::from_secs(10))
+        .await
+    {
+        bail!("the warm-up message did not reach every consumer within 10s");
+    }
+    meter.start_publishing();
+    let tally = Arc::new(Tally::new());
+    let stop = Arc::new(AtomicBool::new(false));
+    let workers = {
+        let (channels, publish_tally) = (Arc::new(channels), tally.clone());
+        fanout_publishers(config, &meter, &tally, &stop, move |worker, batch| {
+            let (channels, tally) = (channels.clone(), publish_tally.clone());
+            async move {
+                let bodies: Vec<Vec<u8>> = batch.into_iter().map(String::into_bytes).collect();
+                rabbit_publish(&channels[worker], EXCHANGE, "", &bodies, &tally).await
+            }
+        })
+    };
+    let pids: Vec<u32> = servers.iter().flat_map(RabbitServer::pids).collect();
+    let measured = measure(config, &tally, &stop, &pids, workers).await?;
+    let result = meter
+        .finish(
+            config,
+            FanoutDelivery::Pull,
+            subscriptions,
+            FANOUT_READ_MAX,
+            &tally,
+            measured,
+        )
+        .await;
+    done.store(true, Ordering::Relaxed);
+    for s in subscribers {
+        s.await.context("subscriber panicked")??;
+    }
+    result
 }

@@ -8,8 +8,9 @@ use anyhow::{Result, bail};
 use clap::Parser;
 use sluice_client::Client;
 use sluice_e2e::bench::{
-    RunConfig, RunResult, System, TABLE_HEADER, Workload, run_bare_push, run_disk, run_fanout,
-    run_idle, run_sluice, table_row,
+    FANOUT_TABLE_HEADER, FanoutDelivery, FanoutResult, RunConfig, RunResult, System, TABLE_HEADER,
+    Workload, fanout_table_row, run_bare_push, run_disk, run_fanout, run_idle, run_sluice,
+    table_row,
 };
 use sluice_e2e::{Broker, BrokerOptions, Cluster};
 
@@ -17,7 +18,7 @@ use sluice_e2e::{Broker, BrokerOptions, Cluster};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[derive(Parser, Debug)]
+#[derive(Parser, Debug, Clone)]
 #[command(name = "sluice-bench", about)]
 struct Args {
     /// What to measure; repeat to measure several in one run (e.g. `--system disk
@@ -56,6 +57,13 @@ struct Args {
     /// directory, on the same disk as the system's temporary files).
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// Run the whole comparison with the peers (send and cycle at 100 B, 1 KiB and 16
+    /// KiB, fan-out, one node and three, three replicas against concurrency) and write
+    /// it into this Markdown file between its markers, with the charts in `docs/bench/`
+    /// beside it. Takes about 40 minutes at the default duration; other options but
+    /// `--duration` and `--dir` are ignored.
+    #[arg(long)]
+    report: Option<PathBuf>,
     /// Print one JSON object per run after the table.
     #[arg(long)]
     json: bool,
@@ -68,7 +76,11 @@ struct Args {
     /// HTTP subscriptions of the `fanout` workload.
     #[arg(long, default_value_t = 10)]
     subscriptions: usize,
-    /// Deliveries in flight per subscription (`fanout`).
+    /// How `fanout` subscribers get their messages: Sluice's HTTP push, or every
+    /// system's subscribers reading their copy in batches (`pull`).
+    #[arg(long, value_enum, default_value_t = FanoutDelivery::Push)]
+    deliver: FanoutDelivery,
+    /// Deliveries in flight per subscription (`fanout` by push).
     #[arg(long, default_value_t = sluice_client::limits::MAX_IN_FLIGHT_DEFAULT)]
     max_in_flight: u32,
 }
@@ -91,6 +103,9 @@ async fn main() -> Result<()> {
         }
         None => tempfile::Builder::new().prefix("sluice-bench-").tempdir()?,
     };
+    if let Some(path) = &args.report {
+        return report(&args, path, scratch.path()).await;
+    }
     if args.workload == Workload::Idle {
         return idle(&args, scratch.path()).await;
     }
@@ -98,7 +113,8 @@ async fn main() -> Result<()> {
         return failover(&args, scratch.path()).await;
     }
     if args.workload == Workload::Fanout {
-        return fanout(&args, scratch.path()).await;
+        fanout(&args, scratch.path()).await?;
+        return Ok(());
     }
     let mut all: Vec<RunResult> = Vec::new();
     for &concurrency in &args.concurrency {
@@ -196,7 +212,7 @@ async fn compare(
 
 /// The charts of a comparison: msg/s against concurrency per system, and the latency
 /// percentiles of each system at the middle concurrency.
-fn write_plots(args: &Args, results: &[RunResult], dir: &std::path::Path) -> Result<()> {
+fn write_plots(args: &Args, results: &[RunResult], dir: &std::path::Path) -> Result<Vec<PathBuf>> {
     use sluice_e2e::plot::{Chart, Series};
     std::fs::create_dir_all(dir)?;
     let what = format!(
@@ -259,12 +275,104 @@ fn write_plots(args: &Args, results: &[RunResult], dir: &std::path::Path) -> Res
             })
             .collect(),
     };
+    let mut written = Vec::new();
     for (name, chart) in [("throughput", throughput), ("latency", latency)] {
         let path = dir.join(format!("{name}-{stem}.svg"));
         std::fs::write(&path, chart.svg())?;
         eprintln!("wrote {}", path.display());
+        written.push(path);
     }
+    Ok(written)
+}
+
+/// `--report`: every comparison with the peers, written into `path` between its
+/// markers; the charts go to `docs/bench/` beside it.
+async fn report(args: &Args, path: &std::path::Path, scratch: &std::path::Path) -> Result<()> {
+    use sluice_e2e::report::{Report, splice};
+    const SIZES: [usize; 3] = [100, 1024, 16384];
+    const CONCURRENCY: usize = 32;
+    const SWEEP: [usize; 3] = [8, 32, 64];
+    const FANOUT_PACED_RATE: u64 = 1_000;
+    let document_dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let charts_dir = document_dir.join("docs").join("bench");
+    let every = vec![System::Disk, System::Sluice, System::Nats, System::Rabbitmq];
+    let brokers = vec![System::Sluice, System::Nats, System::Rabbitmq];
+    let mut report = Report {
+        date: chrono::Utc::now().format("%Y-%m-%d").to_string(),
+        machine: machine(),
+        duration_secs: args.duration,
+        ..Default::default()
+    };
+    let setting = |system: &[System], replicas, workload, size, concurrency: &[usize]| Args {
+        system: system.to_vec(),
+        replicas,
+        workload,
+        size,
+        concurrency: concurrency.to_vec(),
+        batch: 32,
+        rate: None,
+        url: None,
+        plot: None,
+        report: None,
+        deliver: FanoutDelivery::Pull,
+        subscriptions: 10,
+        ..args.clone()
+    };
+    for replicas in [1, 3] {
+        for workload in [Workload::Send, Workload::Cycle] {
+            for size in SIZES {
+                let dir = scratch.join(format!("r{replicas}-{workload:?}-{size}"));
+                std::fs::create_dir_all(&dir)?;
+                let a = setting(&every, replicas, workload, size, &[CONCURRENCY]);
+                report.runs.extend(compare(&a, CONCURRENCY, &dir).await?);
+            }
+        }
+        // As fast as the publishers go (throughput), then at a rate every system keeps
+        // up with (latency).
+        for rate in [None, Some(FANOUT_PACED_RATE)] {
+            let a = Args {
+                rate,
+                ..setting(&brokers, replicas, Workload::Fanout, 1024, &[CONCURRENCY])
+            };
+            let dir = scratch.join(format!("r{replicas}-fanout-{}", rate.unwrap_or(0)));
+            std::fs::create_dir_all(&dir)?;
+            report.fanouts.extend(fanout(&a, &dir).await?);
+        }
+    }
+    for workload in [Workload::Send, Workload::Cycle] {
+        let a = setting(&brokers, 3, workload, 1024, &SWEEP);
+        let mut runs = Vec::new();
+        for concurrency in SWEEP {
+            let dir = scratch.join(format!("sweep-{workload:?}-{concurrency}"));
+            std::fs::create_dir_all(&dir)?;
+            runs.extend(compare(&a, concurrency, &dir).await?);
+        }
+        for chart in write_plots(&a, &runs, &charts_dir)? {
+            let relative = chart.strip_prefix(document_dir).unwrap_or(&chart);
+            report.charts.push(relative.display().to_string());
+        }
+        report.sweeps.extend(runs);
+    }
+    let document = std::fs::read_to_string(path).unwrap_or_default();
+    std::fs::write(path, splice(&document, &report.markdown()))?;
+    eprintln!("wrote {}", path.display());
     Ok(())
+}
+
+/// The CPU model and how many cores this machine has, from `/proc/cpuinfo`.
+fn machine() -> String {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = info
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, m)| m.trim().to_string())
+        .unwrap_or_else(|| "an unknown CPU".into());
+    let cores = info.lines().filter(|l| l.starts_with("processor")).count();
+    format!("{cores} cores of {model}")
 }
 
 /// The `idle` workload: what many queues cost when nothing happens.
@@ -317,9 +425,10 @@ async fn idle(args: &Args, dir: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
-/// The `fanout` workload, after the disk's limit for the same publishes when `--system
-/// disk` is listed.
-async fn fanout(args: &Args, dir: &std::path::Path) -> Result<()> {
+/// The `fanout` workload for every system listed (the disk's limit for the same
+/// publishes first when `--system disk` is among them), each later system's figures
+/// as ratios to Sluice's.
+async fn fanout(args: &Args, dir: &std::path::Path) -> Result<Vec<FanoutResult>> {
     let config = |system| RunConfig {
         system,
         replicas: args.replicas,
@@ -331,87 +440,107 @@ async fn fanout(args: &Args, dir: &std::path::Path) -> Result<()> {
         rate: args.rate,
         progress: !args.json,
     };
-    let disk = if args.system.contains(&System::Disk) {
-        eprintln!("measuring the disk for {}s ...", args.duration);
-        Some(run_disk(&config(System::Disk), dir).await?)
-    } else {
-        None
-    };
-    let posts_in_flight = args.subscriptions * args.max_in_flight.max(1) as usize;
-    eprintln!(
-        "measuring bare HTTP pushes ({posts_in_flight} in flight) for {}s ...",
-        args.duration
-    );
-    let (bare_per_sec, bare_cores) = run_bare_push(
-        posts_in_flight,
-        args.size,
-        Duration::from_secs(args.duration),
-    )
-    .await?;
-    eprintln!(
-        "publishing to {} subscriptions on {} node(s) for {}s ...",
-        args.subscriptions, args.replicas, args.duration
-    );
-    let run = |client: Client, pids: Vec<u32>| async move {
-        run_fanout(
-            &config(System::Sluice),
-            &client,
-            &pids,
-            args.subscriptions,
-            args.max_in_flight,
-        )
-        .await
-    };
-    let result = if args.replicas == 1 {
-        let broker = Broker::start(BrokerOptions::single(dir)?).await?;
-        let pids: Vec<u32> = broker.pid().into_iter().collect();
-        run(broker.client.clone(), pids).await?
-    } else {
-        let cluster = Cluster::start(dir, 3).await?;
-        let leader = cluster.leader(Duration::from_secs(30)).await?;
-        let pids: Vec<u32> = cluster.nodes.iter().filter_map(Broker::pid).collect();
-        run(cluster.client(leader), pids).await?
-    };
-    println!(
-        "| replicas | subs | in flight | published msg/s | publish p99 ms | deliveries/s | delivered/expected | delivery p50 ms | p99 ms | p99.9 ms | server cores | client cores |"
-    );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
-    println!(
-        "| {} | {} | {} | {:.0} | {:.2} | {:.0} | {}/{} | {:.2} | {:.2} | {:.2} | {} | {:.2} |",
-        result.replicas,
-        result.subscriptions,
-        result.max_in_flight,
-        result.published_per_sec,
-        result.publish_p99_ms,
-        result.deliveries_per_sec,
-        result.delivered,
-        result.expected,
-        result.delivery_p50_ms,
-        result.delivery_p99_ms,
-        result.delivery_p999_ms,
-        result
-            .server_cores
-            .map(|c| format!("{c:.2}"))
-            .unwrap_or_else(|| "-".into()),
-        result.client_cores,
-    );
-    println!(
-        "bare HTTP pushes: {bare_per_sec:.0}/s using {bare_cores:.2} cores; deliveries/bare: {:.2}",
-        result.deliveries_per_sec / bare_per_sec
-    );
-    if let Some(disk) = &disk {
-        println!("{TABLE_HEADER}");
-        println!("{}", table_row(disk));
-        println!(
-            "published/disk: {:.2}; deliveries/disk: {:.2}",
-            result.published_per_sec / disk.msgs_per_sec,
-            result.deliveries_per_sec / disk.msgs_per_sec
+    let mut disk = None;
+    let mut bare = None;
+    let mut results = Vec::new();
+    for system in &args.system {
+        eprintln!(
+            "measuring {system:?} (fanout to {} subscriptions, {} replicas) for {}s ...",
+            args.subscriptions, args.replicas, args.duration
         );
+        let run_dir = dir.join(format!("fanout-{system:?}").to_lowercase());
+        std::fs::create_dir_all(&run_dir)?;
+        match system {
+            System::Disk => disk = Some(run_disk(&config(System::Disk), &run_dir).await?),
+            System::Nats => results.push(
+                sluice_e2e::peers::run_nats_fanout(&config(*system), &run_dir, args.subscriptions)
+                    .await?,
+            ),
+            System::Rabbitmq => results.push(
+                sluice_e2e::peers::run_rabbitmq_fanout(
+                    &config(*system),
+                    &run_dir,
+                    args.subscriptions,
+                )
+                .await?,
+            ),
+            System::Sluice => {
+                if args.deliver == FanoutDelivery::Push {
+                    let posts_in_flight = args.subscriptions * args.max_in_flight.max(1) as usize;
+                    eprintln!(
+                        "measuring bare HTTP pushes ({posts_in_flight} in flight) for {}s ...",
+                        args.duration
+                    );
+                    bare = Some(
+                        run_bare_push(
+                            posts_in_flight,
+                            args.size,
+                            Duration::from_secs(args.duration),
+                        )
+                        .await?,
+                    );
+                }
+                let run = |client: Client, pids: Vec<u32>| async move {
+                    run_fanout(
+                        &config(System::Sluice),
+                        &client,
+                        &pids,
+                        args.deliver,
+                        args.subscriptions,
+                        args.max_in_flight,
+                    )
+                    .await
+                };
+                let result = if args.replicas == 1 {
+                    let broker = Broker::start(BrokerOptions::single(&run_dir)?).await?;
+                    let pids: Vec<u32> = broker.pid().into_iter().collect();
+                    run(broker.client.clone(), pids).await?
+                } else {
+                    let cluster = Cluster::start(&run_dir, 3).await?;
+                    let leader = cluster.leader(Duration::from_secs(30)).await?;
+                    let pids: Vec<u32> = cluster.nodes.iter().filter_map(Broker::pid).collect();
+                    run(cluster.client(leader), pids).await?
+                };
+                results.push(result);
+            }
+        }
+    }
+    println!("{FANOUT_TABLE_HEADER}");
+    for r in &results {
+        println!("{}", fanout_table_row(r));
+    }
+    if let Some(sluice) = results.iter().find(|r| r.system == System::Sluice) {
+        for r in results.iter().filter(|r| r.system != System::Sluice) {
+            println!(
+                "Sluice/{:?}: published {:.2}, deliveries {:.2}, delivery p99 {:.2}",
+                r.system,
+                sluice.published_per_sec / r.published_per_sec,
+                sluice.deliveries_per_sec / r.deliveries_per_sec,
+                sluice.delivery_p99_ms / r.delivery_p99_ms
+            );
+        }
+        if let Some((bare_per_sec, bare_cores)) = bare {
+            println!(
+                "bare HTTP pushes: {bare_per_sec:.0}/s using {bare_cores:.2} cores; Sluice deliveries/bare: {:.2}",
+                sluice.deliveries_per_sec / bare_per_sec
+            );
+        }
+        if let Some(disk) = &disk {
+            println!("{TABLE_HEADER}");
+            println!("{}", table_row(disk));
+            println!(
+                "Sluice published/disk: {:.2}; deliveries/disk: {:.2}",
+                sluice.published_per_sec / disk.msgs_per_sec,
+                sluice.deliveries_per_sec / disk.msgs_per_sec
+            );
+        }
     }
     if args.json {
-        println!("{}", serde_json::to_string(&result)?);
+        for r in &results {
+            println!("{}", serde_json::to_string(r)?);
+        }
     }
-    Ok(())
+    Ok(results)
 }
 
 /// The `failover` workload: while a sender keeps sending, the leader of a three-node
