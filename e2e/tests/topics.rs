@@ -12,11 +12,33 @@ use sha2::Sha256;
 use sluice_client::{
     AttributeCondition, DeliveryFormat, Endpoint, Error, ErrorCode, ListQueues, NumericTerm,
     PublishMessage, PullQuery, QueueAttributesUpdate, ReceiveRequest, RetryPolicy, RetryStrategy,
-    StreamEvent, SubscriptionFilter, SubscriptionSpec, TopicAttributesUpdate,
+    StreamEvent, Subscription, SubscriptionFilter, SubscriptionSpec, TopicAttributesUpdate,
 };
 use sluice_e2e::sink::{Push, Sink};
 use sluice_e2e::{Broker, BrokerOptions, Cluster, free_port, test_dir};
 use tokio_tungstenite::tungstenite::Message as Frame;
+
+/// A subscription's state once `settled` holds for it, or as it is after 20 s: its
+/// counts move when the leader's delivery report is replicated, a moment after the
+/// endpoint has had the push.
+async fn subscription_when(
+    client: &sluice_client::Client,
+    topic: &str,
+    subscription: &str,
+    settled: impl Fn(&Subscription) -> bool,
+) -> Subscription {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let state = client
+            .get_subscription(topic, subscription)
+            .await
+            .expect("subscription");
+        if settled(&state) || tokio::time::Instant::now() > deadline {
+            return state;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
 
 async fn broker(name: &str, extra: &[&str]) -> (tempfile::TempDir, Broker) {
     let dir = test_dir(name).expect("test dir");
@@ -526,18 +548,8 @@ async fn https_push_verifies_the_endpoint_certificate() {
     );
     // The broker without the CA fails the handshake: its attempt counts as failed and
     // the message waits for a retry; nothing arrives.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    let untrusted = loop {
-        let sub = plain
-            .client
-            .get_subscription("alerts", "hook")
-            .await
-            .expect("subscription");
-        if sub.counts.retrying >= 1 || tokio::time::Instant::now() > deadline {
-            break sub;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let untrusted =
+        subscription_when(&plain.client, "alerts", "hook", |s| s.counts.retrying >= 1).await;
     assert_eq!(untrusted.counts.retrying, 1, "{:?}", untrusted.counts);
     assert_eq!(untrusted.counts.delivered, 0);
     assert!(sink.pushes().iter().all(|p| p.endpoint != "untrusted"));
@@ -683,10 +695,10 @@ async fn http_push_is_signed_retried_and_dead_lettered() {
     let mut dead_bodies: Vec<String> = dead.into_iter().filter_map(|m| m.body).collect();
     dead_bodies.sort();
     assert_eq!(dead_bodies, vec!["not shipped", "order <42> & more"]);
-    let down_state = c.get_subscription("orders", "down").await.expect("get");
+    let down_state = subscription_when(c, "orders", "down", |s| s.counts.failed >= 2).await;
     assert_eq!(down_state.counts.failed, 2);
     assert_eq!(down_state.counts.delivered, 0);
-    let flaky_state = c.get_subscription("orders", "flaky").await.expect("get");
+    let flaky_state = subscription_when(c, "orders", "flaky", |s| s.counts.delivered >= 1).await;
     assert_eq!(flaky_state.counts.delivered, 1);
     assert_eq!(flaky_state.counts.backlog + flaky_state.counts.retrying, 0);
 }
@@ -1019,14 +1031,7 @@ async fn email_subscriptions_send_through_a_real_smtp_server() {
         .await
         .expect("publish");
     // Once the subscription has handled both messages, its mail has been accepted.
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let state = loop {
-        let state = c.get_subscription("alerts", "oncall").await.expect("get");
-        if state.counts.backlog == 0 || std::time::Instant::now() > deadline {
-            break state;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let state = subscription_when(c, "alerts", "oncall", |s| s.counts.backlog == 0).await;
     assert_eq!(state.counts.backlog, 0, "{state:?}");
     assert_eq!(
         state.counts.delivered, 1,

@@ -60,7 +60,7 @@ struct Args {
     /// Run the whole comparison with the peers (send and cycle at 100 B, 1 KiB and 16
     /// KiB, fan-out, one node and three, three replicas against concurrency) and write
     /// it into this Markdown file between its markers, with the charts in `docs/bench/`
-    /// beside it. Takes about 40 minutes at the default duration; other options but
+    /// beside it. Takes about 45 minutes at the default duration; other options but
     /// `--duration` and `--dir` are ignored.
     #[arg(long)]
     report: Option<PathBuf>,
@@ -330,14 +330,18 @@ async fn report(args: &Args, path: &std::path::Path, scratch: &std::path::Path) 
                 report.runs.extend(compare(&a, CONCURRENCY, &dir).await?);
             }
         }
-        // As fast as the publishers go (throughput), then at a rate every system keeps
-        // up with (latency).
-        for rate in [None, Some(FANOUT_PACED_RATE)] {
+        // At every size as fast as the publishers go (throughput), then at 1 KiB paced
+        // at a rate every system keeps up with (latency).
+        let fanouts = SIZES
+            .iter()
+            .map(|size| (*size, None))
+            .chain([(1024, Some(FANOUT_PACED_RATE))]);
+        for (size, rate) in fanouts {
             let a = Args {
                 rate,
-                ..setting(&brokers, replicas, Workload::Fanout, 1024, &[CONCURRENCY])
+                ..setting(&brokers, replicas, Workload::Fanout, size, &[CONCURRENCY])
             };
-            let dir = scratch.join(format!("r{replicas}-fanout-{}", rate.unwrap_or(0)));
+            let dir = scratch.join(format!("r{replicas}-fanout-{size}-{}", rate.unwrap_or(0)));
             std::fs::create_dir_all(&dir)?;
             report.fanouts.extend(fanout(&a, &dir).await?);
         }
