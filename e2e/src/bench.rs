@@ -554,13 +554,10 @@ impl FanoutMeter {
 
     /// After publishing stopped: waits (up to a minute) for the deliveries still under
     /// way, then puts the figures together.
-    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn finish(
         &self,
         config: &RunConfig,
-        delivery: FanoutDelivery,
-        subscriptions: usize,
-        max_in_flight: u32,
+        shape: &FanoutShape,
         tally: &Tally,
         (elapsed, server_cpu, client_cpu): (Duration, Option<Duration>, Duration),
     ) -> Result<FanoutResult> {
@@ -571,7 +568,7 @@ impl FanoutMeter {
                 tally.errors.load(Ordering::Relaxed)
             );
         }
-        let expected = published * subscriptions as u64;
+        let expected = published * shape.subscriptions as u64;
         self.wait_for(expected, Duration::from_secs(60)).await;
         let publish = tally.latency.lock().await;
         let h = self.latency.lock().unwrap_or_else(|p| p.into_inner());
@@ -585,10 +582,10 @@ impl FanoutMeter {
         Ok(FanoutResult {
             system: config.system,
             workload: config.workload,
-            delivery,
+            delivery: shape.delivery,
             replicas: config.replicas,
-            subscriptions,
-            max_in_flight,
+            subscriptions: shape.subscriptions,
+            max_in_flight: shape.per_subscription,
             size: config.size,
             batch: config.batch,
             concurrency: config.concurrency,
@@ -608,6 +605,97 @@ impl FanoutMeter {
     }
 }
 
+/// A fan-out run's subscribers as a system starts them: they feed the meter and stop
+/// once `done` is set.
+pub(crate) struct FanoutSubscribers {
+    pub(crate) meter: Arc<FanoutMeter>,
+    pub(crate) done: Arc<AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<Result<()>>>,
+}
+
+impl FanoutSubscribers {
+    pub(crate) fn new() -> Result<Self> {
+        Ok(Self {
+            meter: FanoutMeter::new()?,
+            done: Arc::new(AtomicBool::new(false)),
+            tasks: Vec::new(),
+        })
+    }
+
+    pub(crate) fn spawn(
+        &mut self,
+        subscriber: impl std::future::Future<Output = Result<()>> + Send + 'static,
+    ) {
+        self.tasks.push(tokio::spawn(subscriber));
+    }
+}
+
+/// What a fan-out run's subscriptions are, for its figures.
+pub(crate) struct FanoutShape {
+    pub(crate) delivery: FanoutDelivery,
+    pub(crate) subscriptions: usize,
+    /// Deliveries in flight per subscription (push), or messages per read (pull).
+    pub(crate) per_subscription: u32,
+}
+
+/// What every system's fan-out run shares once its subscribers run and a warm-up
+/// message is on its way to each: waits for the warm-up, publishes stamped batches from
+/// `config.concurrency` workers with `publish` (how many were stored; `None` when the
+/// request failed) for the configured time, waits for the deliveries, stops the
+/// subscribers and puts the figures together.
+pub(crate) async fn measure_fanout<P, Fut>(
+    config: &RunConfig,
+    subscribers: FanoutSubscribers,
+    shape: FanoutShape,
+    server_pids: &[u32],
+    publish: P,
+) -> Result<FanoutResult>
+where
+    P: Fn(usize, Vec<String>, Arc<Tally>) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Option<u64>> + Send,
+{
+    let FanoutSubscribers { meter, done, tasks } = subscribers;
+    if !meter
+        .wait_for(shape.subscriptions as u64, Duration::from_secs(10))
+        .await
+    {
+        bail!("the warm-up message did not reach every subscriber within 10s");
+    }
+    meter.start_publishing();
+    let tally = Arc::new(Tally::new());
+    let stop = Arc::new(AtomicBool::new(false));
+    let workers = (0..config.concurrency)
+        .map(|worker| {
+            let (meter, tally, stop, config, publish) = (
+                meter.clone(),
+                tally.clone(),
+                stop.clone(),
+                config.clone(),
+                publish.clone(),
+            );
+            tokio::spawn(async move {
+                let mut pacer = Pacer::new(config.rate, worker, config.concurrency, config.batch);
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    pacer.wait().await;
+                    let started = Instant::now();
+                    let batch = meter.stamped_batch(&config, worker, &mut n);
+                    if let Some(stored) = publish(worker, batch, tally.clone()).await {
+                        tally.record(started, stored).await;
+                    }
+                }
+            })
+        })
+        .collect();
+    let measured = measure(config, &tally, &stop, server_pids, workers).await?;
+    let result = meter.finish(config, &shape, &tally, measured).await;
+    done.store(true, Ordering::Relaxed);
+    for task in tasks {
+        task.await.context("subscriber panicked")??;
+    }
+    result
+}
+
 /// The `fanout` workload against Sluice: publishers at the configured concurrency and
 /// rate to a topic with `subscriptions` subscriptions, delivered as `delivery` says
 /// (push: to an endpoint served by this process; pull: read by a subscriber task per
@@ -621,9 +709,9 @@ pub async fn run_fanout(
     subscriptions: usize,
     max_in_flight: u32,
 ) -> Result<FanoutResult> {
-    let meter = FanoutMeter::new()?;
+    let mut subscribers = FanoutSubscribers::new()?;
     let observer: crate::sink::Observer = {
-        let meter = meter.clone();
+        let meter = subscribers.meter.clone();
         Arc::new(move |_endpoint: &str, body: &[u8]| meter.observe(body))
     };
     let (_sink, base) = crate::sink::Sink::start_observed(observer).await?;
@@ -639,8 +727,6 @@ pub async fn run_fanout(
         )
         .await
         .context("creating the benchmark topic")?;
-    let done = Arc::new(AtomicBool::new(false));
-    let mut subscribers = Vec::new();
     for i in 0..subscriptions {
         let name = format!("s{i}");
         let spec = match delivery {
@@ -658,10 +744,13 @@ pub async fn run_fanout(
             .await
             .context("creating a subscription")?;
         if delivery == FanoutDelivery::Pull {
-            let (client, meter, done) = (client.clone(), meter.clone(), done.clone());
-            subscribers.push(tokio::spawn(async move {
-                pull_subscriber(&client, topic, &name, &meter, &done).await
-            }));
+            let (client, meter, done) = (
+                client.clone(),
+                subscribers.meter.clone(),
+                subscribers.done.clone(),
+            );
+            subscribers
+                .spawn(async move { pull_subscriber(&client, topic, &name, &meter, &done).await });
         }
     }
     // One message through every subscription first: the leader starts a subscription's
@@ -670,66 +759,36 @@ pub async fn run_fanout(
         .publish(topic, &PublishMessage::text("warm-up"))
         .await
         .context("publishing the warm-up message")?;
-    if !meter
-        .wait_for(subscriptions as u64, Duration::from_secs(10))
-        .await
-    {
-        bail!("the warm-up message did not reach every subscription within 10s");
-    }
-    meter.start_publishing();
-    let tally = Arc::new(Tally::new());
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut workers = Vec::new();
-    for worker in 0..config.concurrency {
-        let (client, tally, stop, config, meter) = (
-            client.clone(),
-            tally.clone(),
-            stop.clone(),
-            config.clone(),
-            meter.clone(),
-        );
-        workers.push(tokio::spawn(async move {
-            let mut pacer = Pacer::new(config.rate, worker, config.concurrency, config.batch);
-            let mut n = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                pacer.wait().await;
-                let started = Instant::now();
-                let batch: Vec<PublishMessage> = meter
-                    .stamped_batch(&config, worker, &mut n)
-                    .into_iter()
-                    .map(PublishMessage::text)
-                    .collect();
+    let shape = FanoutShape {
+        delivery,
+        subscriptions,
+        per_subscription: match delivery {
+            FanoutDelivery::Push => max_in_flight,
+            FanoutDelivery::Pull => FANOUT_READ_MAX,
+        },
+    };
+    let client = client.clone();
+    measure_fanout(
+        config,
+        subscribers,
+        shape,
+        server_pids,
+        move |_, batch, tally| {
+            let client = client.clone();
+            async move {
+                let batch: Vec<PublishMessage> =
+                    batch.into_iter().map(PublishMessage::text).collect();
                 match client.publish_batch(topic, &batch).await {
-                    Ok(results) => {
-                        let ok = results.iter().filter(|r| r.is_ok()).count() as u64;
-                        tally.record(started, ok).await;
-                    }
+                    Ok(results) => Some(results.iter().filter(|r| r.is_ok()).count() as u64),
                     Err(_) => {
                         tally.errors.fetch_add(1, Ordering::Relaxed);
+                        None
                     }
                 }
             }
-        }));
-    }
-    let measured = measure(config, &tally, &stop, server_pids, workers).await?;
-    let result = meter
-        .finish(
-            config,
-            delivery,
-            subscriptions,
-            match delivery {
-                FanoutDelivery::Push => max_in_flight,
-                FanoutDelivery::Pull => FANOUT_READ_MAX,
-            },
-            &tally,
-            measured,
-        )
-        .await;
-    done.store(true, Ordering::Relaxed);
-    for s in subscribers {
-        s.await.context("subscriber panicked")??;
-    }
-    result
+        },
+    )
+    .await
 }
 
 /// One pull subscriber: reads the subscription's timeline in batches, as far as it is

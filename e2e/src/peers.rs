@@ -21,8 +21,8 @@ use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
 
 use crate::bench::{
-    FANOUT_READ_MAX, FanoutDelivery, FanoutMeter, FanoutResult, Pacer, RunConfig, RunResult, Tally,
-    Workload, body, finish, measure,
+    FANOUT_READ_MAX, FanoutDelivery, FanoutMeter, FanoutResult, FanoutShape, FanoutSubscribers,
+    Pacer, RunConfig, RunResult, Tally, Workload, body, finish, measure, measure_fanout,
 };
 
 /// `nats-server`s with JetStream (one, or three routed into a cluster), killed when
@@ -523,41 +523,41 @@ pub async fn run_rabbitmq(config: &RunConfig, dir: &Path) -> Result<RunResult> {
 /// half a read's worth has arrived, or when nothing more came for this long.
 const ACK_WHEN_IDLE: Duration = Duration::from_millis(20);
 
-/// Publishers of a peer's fan-out: `config.concurrency` workers, each publishing stamped
-/// batches with `publish` (which returns how many were stored) until stopped.
-fn fanout_publishers<P, Fut>(
-    config: &RunConfig,
-    meter: &Arc<FanoutMeter>,
-    tally: &Arc<Tally>,
-    stop: &Arc<AtomicBool>,
-    publish: P,
-) -> Vec<tokio::task::JoinHandle<()>>
+/// A NATS or RabbitMQ subscriber: observes each delivery and acknowledges everything up
+/// to the latest (`ack`) once half a read's worth has arrived or nothing more came for
+/// [`ACK_WHEN_IDLE`], until `done`.
+async fn read_and_ack<M, S, A, Fut>(
+    deliveries: S,
+    meter: &FanoutMeter,
+    done: &AtomicBool,
+    payload: impl Fn(&M) -> &[u8],
+    ack: A,
+) -> Result<()>
 where
-    P: Fn(usize, Vec<String>) -> Fut + Clone + Send + 'static,
-    Fut: std::future::Future<Output = u64> + Send,
+    S: futures::Stream<Item = Result<M>>,
+    A: Fn(M) -> Fut,
+    Fut: std::future::Future<Output = Result<()>>,
 {
-    (0..config.concurrency)
-        .map(|worker| {
-            let (meter, tally, stop, config, publish) = (
-                meter.clone(),
-                tally.clone(),
-                stop.clone(),
-                config.clone(),
-                publish.clone(),
-            );
-            tokio::spawn(async move {
-                let mut pacer = Pacer::new(config.rate, worker, config.concurrency, config.batch);
-                let mut n = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    pacer.wait().await;
-                    let started = Instant::now();
-                    let batch = meter.stamped_batch(&config, worker, &mut n);
-                    let stored = publish(worker, batch).await;
-                    tally.record(started, stored).await;
-                }
-            })
-        })
-        .collect()
+    let mut deliveries = std::pin::pin!(deliveries);
+    let mut unacked = None;
+    let mut count = 0;
+    while !done.load(Ordering::Relaxed) {
+        if let Ok(next) = tokio::time::timeout(ACK_WHEN_IDLE, deliveries.next()).await {
+            let Some(delivery) = next else { break };
+            let delivery = delivery?;
+            meter.observe(payload(&delivery));
+            unacked = Some(delivery);
+            count += 1;
+            if count < FANOUT_READ_MAX / 2 {
+                continue;
+            }
+        }
+        if let Some(delivery) = unacked.take() {
+            ack(delivery).await?;
+            count = 0;
+        }
+    }
+    Ok(())
 }
 
 /// The `fanout` workload against JetStream: one file-backed stream (replicated like the
@@ -574,9 +574,7 @@ pub async fn run_nats_fanout(
         .context("connecting to nats-server")?;
     let js = jetstream::new(client);
     let stream = bench_stream(&js, config.replicas).await?;
-    let meter = FanoutMeter::new()?;
-    let done = Arc::new(AtomicBool::new(false));
-    let mut subscribers = Vec::new();
+    let mut subscribers = FanoutSubscribers::new()?;
     for i in 0..subscriptions {
         let consumer: PullConsumer = stream
             .create_consumer(jetstream::consumer::pull::Config {
@@ -587,77 +585,50 @@ pub async fn run_nats_fanout(
             })
             .await
             .context("creating a consumer")?;
-        let (meter, done) = (meter.clone(), done.clone());
-        subscribers.push(tokio::spawn(async move {
-            let mut messages = consumer
+        let (meter, done) = (subscribers.meter.clone(), subscribers.done.clone());
+        subscribers.spawn(async move {
+            let messages = consumer
                 .stream()
                 .max_messages_per_batch(FANOUT_READ_MAX as usize)
                 .messages()
                 .await
                 .context("consuming")?;
-            let mut unacked = None;
-            let mut count = 0;
-            while !done.load(Ordering::Relaxed) {
-                if let Ok(next) = tokio::time::timeout(ACK_WHEN_IDLE, messages.next()).await {
-                    let Some(message) = next else { break };
-                    // A missed heartbeat is reported and the stream goes on.
-                    let Ok(message) = message else { continue };
-                    meter.observe(&message.payload);
-                    unacked = Some(message);
-                    count += 1;
-                    if count < FANOUT_READ_MAX / 2 {
-                        continue;
-                    }
-                }
-                if let Some(message) = unacked.take() {
-                    message.ack().await.map_err(|e| anyhow::anyhow!(e))?;
-                    count = 0;
-                }
-            }
-            anyhow::Ok(())
-        }));
+            // A missed heartbeat is reported and the stream goes on.
+            let messages = messages.filter_map(|m| std::future::ready(m.ok().map(Ok)));
+            read_and_ack(
+                messages,
+                &meter,
+                &done,
+                |m: &jetstream::Message| &m.payload[..],
+                |m: jetstream::Message| async move { m.ack().await.map_err(|e| anyhow::anyhow!(e)) },
+            )
+            .await
+        });
     }
     js.publish(SUBJECT, "warm-up".into())
         .await
         .map_err(|e| anyhow::anyhow!(e))?
         .await
         .map_err(|e| anyhow::anyhow!(e))?;
-    if !meter
-        .wait_for(subscriptions as u64, Duration::from_secs(10))
-        .await
-    {
-        bail!("the warm-up message did not reach every consumer within 10s");
-    }
-    meter.start_publishing();
-    let tally = Arc::new(Tally::new());
-    let stop = Arc::new(AtomicBool::new(false));
-    let workers = {
-        let (js, publish_tally) = (js.clone(), tally.clone());
-        fanout_publishers(config, &meter, &tally, &stop, move |_, batch| {
-            let (js, tally) = (js.clone(), publish_tally.clone());
+    let shape = FanoutShape {
+        delivery: FanoutDelivery::Pull,
+        subscriptions,
+        per_subscription: FANOUT_READ_MAX,
+    };
+    measure_fanout(
+        config,
+        subscribers,
+        shape,
+        &server.pids(),
+        move |_, batch, tally| {
+            let js = js.clone();
             async move {
                 let bodies = batch.into_iter().map(bytes::Bytes::from).collect();
-                nats_publish(&js, bodies, &tally).await
+                Some(nats_publish(&js, bodies, &tally).await)
             }
-        })
-    };
-    let pids = server.pids();
-    let measured = measure(config, &tally, &stop, &pids, workers).await?;
-    let result = meter
-        .finish(
-            config,
-            FanoutDelivery::Pull,
-            subscriptions,
-            FANOUT_READ_MAX,
-            &tally,
-            measured,
-        )
-        .await;
-    done.store(true, Ordering::Relaxed);
-    for s in subscribers {
-        s.await.context("subscriber panicked")??;
-    }
-    result
+        },
+    )
+    .await
 }
 
 /// The `fanout` workload against RabbitMQ: a durable fanout exchange bound to
@@ -685,9 +656,7 @@ pub async fn run_rabbitmq_fanout(
         )
         .await
         .context("declaring the fanout exchange")?;
-    let meter = FanoutMeter::new()?;
-    let done = Arc::new(AtomicBool::new(false));
-    let mut subscribers = Vec::new();
+    let mut subscribers = FanoutSubscribers::new()?;
     for i in 0..subscriptions {
         let queue = format!("fanout-{i}");
         declare_quorum_queue(&setup, &queue, config.replicas).await?;
@@ -705,7 +674,7 @@ pub async fn run_rabbitmq_fanout(
         channel
             .basic_qos(FANOUT_READ_MAX as u16, BasicQosOptions::default())
             .await?;
-        let mut consumer = channel
+        let consumer = channel
             .basic_consume(
                 &queue,
                 &format!("s{i}"),
@@ -713,31 +682,22 @@ pub async fn run_rabbitmq_fanout(
                 FieldTable::default(),
             )
             .await?;
-        let (meter, done) = (meter.clone(), done.clone());
-        subscribers.push(tokio::spawn(async move {
-            let mut unacked = None;
-            let mut count = 0;
-            while !done.load(Ordering::Relaxed) {
-                if let Ok(next) = tokio::time::timeout(ACK_WHEN_IDLE, consumer.next()).await {
-                    let Some(delivery) = next else { break };
-                    let delivery = delivery.context("consuming")?;
-                    meter.observe(&delivery.data);
-                    unacked = Some(delivery);
-                    count += 1;
-                    if count < FANOUT_READ_MAX / 2 {
-                        continue;
-                    }
-                }
-                if let Some(delivery) = unacked.take() {
-                    delivery
-                        .ack(BasicAckOptions { multiple: true })
+        let (meter, done) = (subscribers.meter.clone(), subscribers.done.clone());
+        subscribers.spawn(async move {
+            read_and_ack(
+                consumer.map(|d| d.context("consuming")),
+                &meter,
+                &done,
+                |d: &lapin::message::Delivery| &d.data[..],
+                |d: lapin::message::Delivery| async move {
+                    d.ack(BasicAckOptions { multiple: true })
                         .await
-                        .context("acknowledging")?;
-                    count = 0;
-                }
-            }
-            anyhow::Ok(())
-        }));
+                        .map(drop)
+                        .context("acknowledging")
+                },
+            )
+            .await
+        });
     }
     let mut channels = Vec::new();
     for _ in 0..config.concurrency.max(1) {
@@ -751,40 +711,25 @@ pub async fn run_rabbitmq_fanout(
     if rabbit_publish(&channels[0], EXCHANGE, "", &[b"warm-up".to_vec()], &warm).await != 1 {
         bail!("the warm-up message was not confirmed");
     }
-    if !meter
-        .wait_for(subscriptions as u64, Duration::from_secs(10))
-        .await
-    {
-        bail!("the warm-up message did not reach every consumer within 10s");
-    }
-    meter.start_publishing();
-    let tally = Arc::new(Tally::new());
-    let stop = Arc::new(AtomicBool::new(false));
-    let workers = {
-        let (channels, publish_tally) = (Arc::new(channels), tally.clone());
-        fanout_publishers(config, &meter, &tally, &stop, move |worker, batch| {
-            let (channels, tally) = (channels.clone(), publish_tally.clone());
-            async move {
-                let bodies: Vec<Vec<u8>> = batch.into_iter().map(String::into_bytes).collect();
-                rabbit_publish(&channels[worker], EXCHANGE, "", &bodies, &tally).await
-            }
-        })
+    let shape = FanoutShape {
+        delivery: FanoutDelivery::Pull,
+        subscriptions,
+        per_subscription: FANOUT_READ_MAX,
     };
     let pids: Vec<u32> = servers.iter().flat_map(RabbitServer::pids).collect();
-    let measured = measure(config, &tally, &stop, &pids, workers).await?;
-    let result = meter
-        .finish(
-            config,
-            FanoutDelivery::Pull,
-            subscriptions,
-            FANOUT_READ_MAX,
-            &tally,
-            measured,
-        )
-        .await;
-    done.store(true, Ordering::Relaxed);
-    for s in subscribers {
-        s.await.context("subscriber panicked")??;
-    }
-    result
+    let channels = Arc::new(channels);
+    measure_fanout(
+        config,
+        subscribers,
+        shape,
+        &pids,
+        move |worker, batch, tally| {
+            let channels = channels.clone();
+            async move {
+                let bodies: Vec<Vec<u8>> = batch.into_iter().map(String::into_bytes).collect();
+                Some(rabbit_publish(&channels[worker], EXCHANGE, "", &bodies, &tally).await)
+            }
+        },
+    )
+    .await
 }

@@ -47,16 +47,8 @@ fn step(span: f64) -> f64 {
 
 fn label(value: f64) -> String {
     if value >= 1000.0 {
-        let text = format!("{:.0}", value);
         // Thousands separated, as in the tables.
-        let mut out = String::new();
-        for (i, c) in text.chars().enumerate() {
-            if i > 0 && (text.len() - i) % 3 == 0 {
-                out.push(',');
-            }
-            out.push(c);
-        }
-        out
+        crate::report::thousands(value)
     } else if value >= 10.0 || value == value.trunc() {
         format!("{value:.0}")
     } else {
