@@ -35,6 +35,12 @@ pub struct BrokerConfig {
     #[arg(long, env = "SLUICE_INITIAL_MEMBERS", value_parser = parse_members)]
     pub initial_members: Option<Members>,
 
+    /// Data groups: Raft groups that hold the queues and topics, each led by one node, so
+    /// several nodes lead at once (0: the metadata group holds everything). Every node
+    /// of a cluster must give the same number, and a cluster keeps it for its life.
+    #[arg(long, env = "SLUICE_DATA_GROUPS", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=64))]
+    pub data_groups: u32,
+
     /// Log entries between snapshots (after which the log before them may be purged).
     #[arg(long, env = "SLUICE_SNAPSHOT_LOGS", default_value_t = 50_000)]
     pub snapshot_logs: u64,

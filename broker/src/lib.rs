@@ -14,6 +14,7 @@ pub mod http;
 pub mod metrics;
 pub mod node;
 pub mod peer;
+pub mod placement;
 pub mod push;
 pub mod queue;
 pub mod raft;

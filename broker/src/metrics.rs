@@ -54,25 +54,22 @@ pub struct CommandLabels {
 /// Reads queue depths from the state machine on each scrape.
 #[derive(Debug, Default)]
 struct QueueDepths {
-    state: OnceLock<StateMachine>,
+    groups: OnceLock<Vec<StateMachine>>,
 }
 
 impl Collector for QueueDepths {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let Some(sm) = self.state.get() else {
+        let Some(groups) = self.groups.get() else {
             return Ok(());
         };
-        let rows: Vec<(String, [u64; 3])> = {
+        let mut rows: Vec<(String, [u64; 3])> = Vec::new();
+        for sm in groups {
             let state = sm.read();
-            state
-                .queues
-                .iter()
-                .map(|q| {
-                    let c = q.counts();
-                    (q.name.clone(), [c.visible, c.in_flight, c.delayed])
-                })
-                .collect()
-        };
+            rows.extend(state.queues.iter().map(|q| {
+                let c = q.counts();
+                (q.name.clone(), [c.visible, c.in_flight, c.delayed])
+            }));
+        }
         let mut family = encoder.encode_descriptor(
             "sluice_queue_messages",
             "Messages in each queue, by state.",
@@ -156,8 +153,8 @@ impl Metrics {
     }
 
     /// Makes queue depths part of every scrape.
-    pub fn watch_queues(&self, sm: StateMachine) {
-        let _ = self.queues.state.set(sm);
+    pub fn watch_queues(&self, groups: Vec<StateMachine>) {
+        let _ = self.queues.groups.set(groups);
     }
 
     /// The Prometheus (OpenMetrics) text of every metric.

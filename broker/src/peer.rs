@@ -11,12 +11,13 @@ use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use openraft::raft::{AppendEntriesRequest, TransferLeaderRequest, VoteRequest};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::node::Node;
+use crate::raft::command::Command;
 use crate::raft::network::SnapshotTransfer;
 use crate::raft::state_machine::SnapshotData;
 use crate::raft::{Raft, Snapshot, TypeConfig};
@@ -30,6 +31,8 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/raft/{group}/vote", post(vote))
         .route("/raft/{group}/transfer-leader", post(transfer_leader))
         .route("/raft/{group}/snapshot", post(snapshot))
+        .route("/groups/{group}/applied", get(applied))
+        .route("/groups/{group}/propose", post(propose))
         .layer(DefaultBodyLimit::max(PEER_BODY_LIMIT))
         .with_state(node.clone())
         // Requests other nodes forward to this one, when it leads.
@@ -155,4 +158,60 @@ async fn snapshot(State(node): State<Arc<Node>>, Path(group): Path<u32>, body: B
         },
     )
     .await
+}
+
+/// `GET /groups/{group}/applied`: the last index the leader applied (empty when none), for
+/// a replica elsewhere to wait for before it reads (`Node::caught_up`).
+async fn applied(State(node): State<Arc<Node>>, Path(group): Path<u32>) -> Response {
+    match node.group(group) {
+        Some(g) if g.is_leader() => g
+            .applied_index()
+            .map(|i| i.to_string())
+            .unwrap_or_default()
+            .into_response(),
+        Some(_) => Refusal(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not the leader of group {group}"),
+        )
+        .into_response(),
+        None => Refusal(StatusCode::NOT_FOUND, format!("no group {group} here")).into_response(),
+    }
+}
+
+/// `POST /groups/{group}/propose`: a group's own command (a transfer of messages from
+/// another group's outbox, a drain mark; never one that names a queue or topic, whose
+/// requests reach the leader whole), postcard-encoded, proposed here when this node
+/// leads the group. Answers the postcard-encoded `Result<Response, ApiError>`.
+async fn propose(State(node): State<Arc<Node>>, Path(group): Path<u32>, body: Bytes) -> Response {
+    let command: Command = match postcard::from_bytes(&body) {
+        Ok(c) => c,
+        Err(e) => {
+            return Refusal(StatusCode::BAD_REQUEST, format!("undecodable command: {e}"))
+                .into_response();
+        }
+    };
+    if command.entity().is_some() {
+        return Refusal(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "{} names a queue or topic: send the request itself",
+                command.kind()
+            ),
+        )
+        .into_response();
+    }
+    if !node.group(group).is_some_and(|g| g.is_leader()) {
+        return Refusal(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not the leader of group {group}"),
+        )
+        .into_response();
+    }
+    let answer = node.propose_to(group, command).await;
+    match postcard::to_allocvec(&answer) {
+        Ok(bytes) => bytes.into_response(),
+        Err(e) => {
+            Refusal(StatusCode::INTERNAL_SERVER_ERROR, format!("encoding: {e}")).into_response()
+        }
+    }
 }

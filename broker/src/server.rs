@@ -78,6 +78,7 @@ pub async fn serve(
         })
     };
     let housekeeping = tokio::spawn(node.clone().housekeeping());
+    let shipping = tokio::spawn(node.clone().ship_outboxes());
     let pushing = tokio::spawn(push::supervise(node.clone(), mailer, push_client));
     let draining = node.clone();
     let served = axum::serve(client_listener, http::router(node.clone()))
@@ -90,6 +91,7 @@ pub async fn serve(
     node.finish_shutdown().await;
     raft_stopped.notify_one();
     let _ = housekeeping.await;
+    let _ = shipping.await;
     let _ = pushing.await;
     if let Ok(Err(e)) = peer_server.await {
         tracing::warn!(error = %e, "peer server");

@@ -16,8 +16,12 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, TempDir> for Builder {
         let to_storage = |e: std::io::Error| StorageError::read(TypeConfig::err_from_error(&e));
         let dir = TempDir::new().map_err(to_storage)?;
         let log = LogStore::open(dir.path(), LogOptions::default(), None).map_err(to_storage)?;
-        let sm =
-            StateMachine::new(&dir.path().join("snapshots"), log.clone()).map_err(to_storage)?;
+        let sm = StateMachine::new(
+            &dir.path().join("snapshots"),
+            log.clone(),
+            Default::default(),
+        )
+        .map_err(to_storage)?;
         Ok((dir, log, sm))
     }
 }

@@ -179,6 +179,9 @@ pub struct Queue {
     pub tags: BTreeMap<String, String>,
     #[serde(with = "crate::timefmt")]
     pub created_at: DateTime<Utc>,
+    /// The Raft group that holds it (see `GET /v1/cluster` for its leader).
+    #[serde(default)]
+    pub group: u32,
 }
 
 /// A page of `GET /v1/queues`; pass `next` back as `after` for the next page.
@@ -732,6 +735,9 @@ pub struct Topic {
     pub subscriptions: u64,
     #[serde(with = "crate::timefmt")]
     pub created_at: DateTime<Utc>,
+    /// The Raft group that holds it (see `GET /v1/cluster` for its leader).
+    #[serde(default)]
+    pub group: u32,
 }
 
 /// A page of `GET /v1/topics`.

@@ -116,6 +116,52 @@ impl Cluster {
         }
     }
 
+    /// The leader of group `group` as the running nodes see it, once one is known.
+    pub async fn leader_of_group(&self, group: u32, timeout: Duration) -> Result<u64> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            for id in self.running() {
+                if let Ok(status) = self.client(id).cluster().await
+                    && let Some(leader) = status
+                        .groups
+                        .iter()
+                        .find(|g| g.id == group)
+                        .and_then(|g| g.leader)
+                {
+                    return Ok(leader);
+                }
+            }
+            if Instant::now() > deadline {
+                bail!("group {group} has no leader after {timeout:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The leader of the group that holds queue `queue`: the node a fault must hit to
+    /// disturb that queue.
+    pub async fn leader_of_queue(&self, queue: &str, timeout: Duration) -> Result<u64> {
+        let deadline = Instant::now() + timeout;
+        let group = loop {
+            let mut found = None;
+            for id in self.running() {
+                if let Ok(q) = self.client(id).get_queue(queue).await {
+                    found = Some(q.group);
+                    break;
+                }
+            }
+            if let Some(group) = found {
+                break group;
+            }
+            if Instant::now() > deadline {
+                bail!("queue {queue} not found after {timeout:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        self.leader_of_group(group, deadline.saturating_duration_since(Instant::now()))
+            .await
+    }
+
     fn iptables(args: &[&str]) -> Result<()> {
         let out = Command::new("iptables")
             .args(args)

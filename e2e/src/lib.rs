@@ -138,9 +138,13 @@ pub fn node_ip(subnet: [u8; 2], id: u64) -> std::net::Ipv4Addr {
 /// The client API port and peer port every node of a cluster uses (each on its own IP).
 pub const CLUSTER_API_PORT: u16 = 8080;
 pub const CLUSTER_PEER_PORT: u16 = 7070;
+/// Data groups of every test cluster: one per node of a three-node cluster, so each node
+/// leads one (the README's local cluster uses the same).
+pub const CLUSTER_DATA_GROUPS: u32 = 3;
 
 impl BrokerOptions {
-    /// Node `id` of a cluster in `subnet` whose first members are `1..=size`.
+    /// Node `id` of a cluster in `subnet` whose first members are `1..=size`, with
+    /// [`CLUSTER_DATA_GROUPS`] data groups.
     pub fn member(dir: &Path, subnet: [u8; 2], id: u64, size: u64) -> Self {
         let members: Vec<String> = (1..=size)
             .map(|n| format!("{n}={}:{CLUSTER_PEER_PORT}", node_ip(subnet, n)))
@@ -151,7 +155,12 @@ impl BrokerOptions {
             data_dir: dir.join(format!("node-{id}")),
             listen: SocketAddr::from((ip, CLUSTER_API_PORT)),
             peer_listen: SocketAddr::from((ip, CLUSTER_PEER_PORT)),
-            extra_args: vec!["--initial-members".into(), members.join(",")],
+            extra_args: vec![
+                "--initial-members".into(),
+                members.join(","),
+                "--data-groups".into(),
+                CLUSTER_DATA_GROUPS.to_string(),
+            ],
             env: Vec::new(),
         }
     }

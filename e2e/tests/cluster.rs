@@ -55,17 +55,35 @@ async fn three_nodes_form_a_cluster_and_any_node_serves_any_request() {
     assert_eq!(status.members.len(), 3);
     assert!(status.members.iter().all(|m| m.role == MemberRole::Voter));
     assert_eq!(
-        status.members.iter().filter(|m| m.leader).count(),
-        1,
-        "{status:?}"
+        status.groups.len(),
+        4,
+        "the metadata group and three data groups"
     );
-    let group = &status.groups[0];
-    assert_eq!(group.leader, Some(leader));
-    assert_eq!(group.voters.len(), 3);
+    assert_eq!(status.groups[0].leader, Some(leader));
+    assert!(
+        status.groups.iter().all(|g| g.voters.len() == 3),
+        "every group on three nodes: {status:?}"
+    );
     assert!(
         status.members.iter().all(|m| m.lag.is_some()),
         "the leader knows every member's lag: {status:?}"
     );
+    // Leaderships spread: each node leads a data group once the balancer has run.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let status = cluster.client(third).cluster().await.expect("status");
+        let mut leaders: Vec<u64> = status.groups[1..].iter().filter_map(|g| g.leader).collect();
+        leaders.sort_unstable();
+        if leaders == [1, 2, 3] {
+            assert!(status.members.iter().all(|m| m.leader), "{status:?}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "data group leaders never spread over the nodes: {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     for id in 1..=3 {
         assert!(cluster.client(id).ready().await.expect("readyz"));
     }

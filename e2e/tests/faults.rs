@@ -1,6 +1,7 @@
 //! Faults under load on a three-node cluster of real processes: SIGKILL of the leader
-//! and of a follower, SIGSTOP of the leader past the election timeout, a restart of every
-//! node at once, and the leader cut off from its peers (packets dropped by iptables).
+//! (of the group holding the standard queue) and of a follower, SIGSTOP of the leader past
+//! the election timeout, a restart of every node at once, and the leader cut off from its
+//! peers (packets dropped by iptables).
 //! Clients send to a standard and a FIFO queue and receive and acknowledge all along; at
 //! the end the queues are drained and the checker holds: every acknowledged send
 //! received with its exact body, no message delivered again after its ack was answered,
@@ -159,7 +160,10 @@ async fn nothing_acknowledged_is_lost_or_redelivered_under_faults() {
     // 1. SIGKILL the leader, twice; time the failover each time.
     for _ in 0..2 {
         tokio::time::sleep(LOAD_BETWEEN_FAULTS).await;
-        let leader = cluster.leader(settle).await.expect("leader");
+        let leader = cluster
+            .leader_of_queue(STANDARD, settle)
+            .await
+            .expect("leader");
         let killed_at = Instant::now();
         cluster.node_mut(leader).kill9().expect("kill");
         let survivor = (1..=3).find(|id| *id != leader).expect("survivor");
@@ -171,7 +175,10 @@ async fn nothing_acknowledged_is_lost_or_redelivered_under_faults() {
 
     // 2. SIGKILL a follower.
     tokio::time::sleep(LOAD_BETWEEN_FAULTS).await;
-    let leader = cluster.leader(settle).await.expect("leader");
+    let leader = cluster
+        .leader_of_queue(STANDARD, settle)
+        .await
+        .expect("leader");
     let follower = (1..=3).find(|id| *id != leader).expect("follower");
     cluster.node_mut(follower).kill9().expect("kill");
     faults.push(format!("kill -9 follower (node {follower})"));
@@ -181,7 +188,10 @@ async fn nothing_acknowledged_is_lost_or_redelivered_under_faults() {
 
     // 3. SIGSTOP the leader for longer than the election timeout (1.5 s at most).
     tokio::time::sleep(LOAD_BETWEEN_FAULTS).await;
-    let leader = cluster.leader(settle).await.expect("leader");
+    let leader = cluster
+        .leader_of_queue(STANDARD, settle)
+        .await
+        .expect("leader");
     cluster.node(leader).pause().expect("stop");
     tokio::time::sleep(Duration::from_secs(3)).await;
     cluster.node(leader).resume().expect("continue");
@@ -201,7 +211,10 @@ async fn nothing_acknowledged_is_lost_or_redelivered_under_faults() {
 
     // 5. The leader cut off from its peers for 3 s.
     tokio::time::sleep(LOAD_BETWEEN_FAULTS).await;
-    let leader = cluster.leader(settle).await.expect("leader");
+    let leader = cluster
+        .leader_of_queue(STANDARD, settle)
+        .await
+        .expect("leader");
     cluster.isolate(leader).expect("isolate (needs iptables)");
     tokio::time::sleep(Duration::from_secs(3)).await;
     cluster.heal().expect("heal");
@@ -247,7 +260,10 @@ async fn the_checker_catches_a_broker_that_answers_before_commit() {
     let mut kills = 0;
     for _ in 0..3 {
         tokio::time::sleep(Duration::from_millis(1500)).await;
-        let leader = cluster.leader(settle).await.expect("leader");
+        let leader = cluster
+            .leader_of_queue(STANDARD, settle)
+            .await
+            .expect("leader");
         // Freeze it first so what it answered cannot reach the followers.
         cluster.node(leader).pause().expect("stop");
         tokio::time::sleep(Duration::from_millis(200)).await;

@@ -34,7 +34,7 @@ use sqs::error::SqsError;
 /// (SNS notifications), its `XML` format how MNS consumers do (MNS `<Notification>`
 /// documents); every other read gives the body as published.
 pub fn feeding_subscription(node: &Node, topic: &str, queue: &str) -> Option<(String, Format)> {
-    let state = node.group.state.read();
+    let state = node.group_of(topic).state.read();
     let t = state.topics.get(topic).ok()?;
     t.subscriptions
         .values()

@@ -4,22 +4,42 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
-use sluice_client::{AddMember, ClusterStatus, ErrorCode};
+use sluice_client::{AddMember, ClusterStatus, ErrorCode, GroupStatus};
 
 use super::error::{HttpError, HttpResult};
 use super::extract::{Json, Path};
 use crate::node::Node;
 use crate::raft::MembershipError;
+use crate::raft::command::Command;
 
 /// How long a drain waits for leadership to move.
 const HANDOFF_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long membership changes wait for every data group to follow the metadata group.
+const FOLLOW_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Members as the metadata group knows them (`leader`: leads any group), and every group.
 pub fn status(node: &Node) -> ClusterStatus {
-    let (group, members) = node.group.status();
+    let (_, mut members) = node.meta().status();
+    let groups: Vec<GroupStatus> = node.groups().iter().map(|g| g.status().0).collect();
+    for member in &mut members {
+        member.leader = groups.iter().any(|g| g.leader == Some(member.id));
+    }
     ClusterStatus {
         node: node.node_id,
         members,
-        groups: vec![group],
+        groups,
+    }
+}
+
+/// Waits until every group on this node satisfies `done` (the data groups' leaders
+/// follow the metadata group's membership, see `Node::follow_membership`).
+async fn wait_for_groups(node: &Node, done: impl Fn(&GroupStatus) -> bool) {
+    let deadline = tokio::time::Instant::now() + FOLLOW_TIMEOUT;
+    while tokio::time::Instant::now() < deadline
+        && !node.groups().iter().all(|g| done(&g.status().0))
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -64,10 +84,12 @@ pub async fn add(
             request.peer_address
         )));
     }
-    node.group
-        .add_member(request.id, request.peer_address)
+    let id = request.id;
+    node.meta()
+        .add_member(id, request.peer_address)
         .await
         .map_err(membership_error)?;
+    wait_for_groups(&node, |g| g.voters.contains(&id)).await;
     Ok(Json(status(&node)))
 }
 
@@ -77,7 +99,7 @@ pub async fn remove(
     Path(id): Path<u64>,
 ) -> HttpResult<axum::response::Response> {
     use axum::response::IntoResponse;
-    if id == node.node_id && !node.group.hand_off_leadership(HANDOFF_TIMEOUT).await {
+    if id == node.node_id && !node.hand_off_leaderships(HANDOFF_TIMEOUT).await {
         return Err(HttpError::new(
             ErrorCode::ClusterConflict,
             "this node leads and no other voter could take over; add a node first",
@@ -85,7 +107,7 @@ pub async fn remove(
     }
     if id == node.node_id {
         // Leadership moved: the new leader removes this node.
-        let Some((_, leader)) = node.group.leader() else {
+        let Some((_, leader)) = node.meta().leader() else {
             return Err(HttpError::new(
                 ErrorCode::Unavailable,
                 "leadership was handed over and no new leader is known yet; retry",
@@ -102,36 +124,69 @@ pub async fn remove(
         .await;
         return Ok(answer);
     }
-    node.group
+    node.meta()
         .remove_member(id)
         .await
         .map_err(membership_error)?;
+    wait_for_groups(&node, |g| {
+        !g.voters.contains(&id) && !g.learners.contains(&id)
+    })
+    .await;
     Ok(Json(status(&node)).into_response())
 }
 
-/// `POST /v1/cluster/members/{id}/drain`: the node's leaderships go to other nodes.
+/// `POST /v1/cluster/members/{id}/drain`: the node's leaderships go to other nodes, and
+/// no leadership goes to it until it is undrained (`DELETE` on the same path) or
+/// restarts (the operator drains a broker before restarting it).
 pub async fn drain(
     State(node): State<Arc<Node>>,
     Path(id): Path<u64>,
 ) -> HttpResult<Json<ClusterStatus>> {
-    let (group, members) = node.group.status();
+    set_drained(&node, id, true).await?;
+    if id == node.node_id && !node.hand_off_leaderships(HANDOFF_TIMEOUT).await {
+        return Err(HttpError::new(
+            ErrorCode::ClusterConflict,
+            "no other voter could take over the leadership",
+        ));
+    }
+    // Other nodes' leaders hand their groups over at their next balancing round.
+    let deadline = tokio::time::Instant::now() + HANDOFF_TIMEOUT * 2;
+    while tokio::time::Instant::now() < deadline
+        && node
+            .groups()
+            .iter()
+            .any(|g| g.status().0.leader == Some(id))
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if node
+        .groups()
+        .iter()
+        .any(|g| g.status().0.leader == Some(id))
+    {
+        return Err(HttpError::new(
+            ErrorCode::ClusterConflict,
+            "the node still leads a group: no other voter could take over",
+        ));
+    }
+    Ok(Json(status(&node)))
+}
+
+/// `DELETE /v1/cluster/members/{id}/drain`: leaderships may go to the node again.
+pub async fn undrain(
+    State(node): State<Arc<Node>>,
+    Path(id): Path<u64>,
+) -> HttpResult<Json<ClusterStatus>> {
+    set_drained(&node, id, false).await?;
+    Ok(Json(status(&node)))
+}
+
+async fn set_drained(node: &Node, id: u64, drained: bool) -> HttpResult<()> {
+    let (_, members) = node.meta().status();
     if !members.iter().any(|m| m.id == id) {
         return Err(membership_error(MembershipError::NotAMember(id)));
     }
-    if group.leader == Some(id) {
-        if id != node.node_id {
-            // Only the leader hands its leadership over; the request is forwarded to it.
-            return Err(HttpError::new(
-                ErrorCode::Unavailable,
-                "the node to drain leads; retry, the request will reach it",
-            ));
-        }
-        if !node.group.hand_off_leadership(HANDOFF_TIMEOUT).await {
-            return Err(HttpError::new(
-                ErrorCode::ClusterConflict,
-                "no other voter could take over the leadership",
-            ));
-        }
-    }
-    Ok(Json(status(&node)))
+    node.propose_to(0, Command::SetDrained { node: id, drained })
+        .await?;
+    Ok(())
 }

@@ -1,6 +1,8 @@
-//! Any node serves any request: one that is not the leader passes the request on to the
-//! leader's peer port (which serves the client API under `/api`) and relays the answer.
-//! A forwarded request is marked, so it is never forwarded twice.
+//! Any node serves any request: a request is served by the leader of the group that holds
+//! the queue or topic it names (the metadata group's leader for lists and the cluster).
+//! Another node passes the request on to that leader's peer port (which serves the client
+//! API under `/api`) and relays the answer. A forwarded request is marked, so it is never
+//! forwarded twice.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,16 +32,24 @@ fn served_locally(path: &str) -> bool {
         || (path.starts_with("/v1/topics/") && path.ends_with("/stream"))
 }
 
-/// The middleware: serves the request here when this node leads (or the request was
-/// forwarded already), else relays it to the leader.
+/// The middleware: serves the request here when this node leads the group it needs (or
+/// the request was forwarded already), else relays it to that group's leader.
 pub async fn forward(State(node): State<Arc<Node>>, request: Request, next: Next) -> Response {
-    if served_locally(request.uri().path())
-        || request.headers().contains_key(&FORWARDED_BY)
-        || node.group.is_leader()
-    {
+    if served_locally(request.uri().path()) || request.headers().contains_key(&FORWARDED_BY) {
         return next.run(request).await;
     }
-    match node.group.leader() {
+    let (request, name) = match named_entity(request).await {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    let group = match &name {
+        Some(name) => node.group_of(name),
+        None => node.meta(),
+    };
+    if group.is_leader() {
+        return next.run(request).await;
+    }
+    match group.leader() {
         Some((_, peer_addr)) => relay(&node, &peer_addr, request).await,
         None => HttpError::new(
             ErrorCode::Unavailable,
@@ -47,6 +57,83 @@ pub async fn forward(State(node): State<Arc<Node>>, request: Request, next: Next
         )
         .into_response(),
     }
+}
+
+/// The queue or topic a request names, which decides the group that serves it: from the
+/// path (the v1 API, MNS, SQS queue URLs), else from an SQS or SNS request's parameters
+/// (`QueueUrl`, `QueueName`, `TopicArn`, `SubscriptionArn`, `TargetArn`, `ResourceArn`,
+/// `Name`), for which the body is read and put back.
+async fn named_entity(request: Request) -> Result<(Request, Option<String>), Response> {
+    let path = request.uri().path();
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let from_path = match segments.as_slice() {
+        ["v1", "queues" | "topics", name, ..] => Some(name.to_string()),
+        ["v1", ..] => return Ok((request, None)),
+        ["queues" | "topics", name, ..] => Some(name.to_string()),
+        ["queues" | "topics"] => return Ok((request, None)),
+        [_account, queue] => Some(queue.to_string()),
+        _ => None,
+    };
+    if from_path.is_some() || !segments.is_empty() {
+        return Ok((request, from_path));
+    }
+    // An SQS or SNS request to `/`: its parameters are in the query or the body.
+    if let Some(name) = request
+        .uri()
+        .query()
+        .and_then(|q| aws_name(q.as_bytes(), false))
+    {
+        return Ok((request, Some(name)));
+    }
+    let json = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.contains("json"));
+    let (parts, body) = request.into_parts();
+    let body = axum::body::to_bytes(body, BODY_LIMIT).await.map_err(|e| {
+        HttpError::invalid(format!("could not read the request body: {e}")).into_response()
+    })?;
+    let name = aws_name(&body, json);
+    Ok((Request::from_parts(parts, Body::from(body)), name))
+}
+
+/// The queue or topic named by SQS or SNS parameters (a JSON object or a form).
+fn aws_name(params: &[u8], json: bool) -> Option<String> {
+    const KEYS: [&str; 5] = [
+        "QueueUrl",
+        "QueueName",
+        "TopicArn",
+        "SubscriptionArn",
+        "Name",
+    ];
+    let value = |key: &str, value: &str| -> Option<String> {
+        match key {
+            "QueueUrl" => value
+                .trim_end_matches('/')
+                .rsplit('/')
+                .next()
+                .map(str::to_string),
+            // arn:aws:sns:region:account:topic[:subscription]
+            "TopicArn" | "SubscriptionArn" | "TargetArn" | "ResourceArn" => {
+                value.split(':').nth(5).map(str::to_string)
+            }
+            _ => Some(value.to_string()),
+        }
+        .filter(|name| !name.is_empty())
+    };
+    if json {
+        let object: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(params).ok()?;
+        return KEYS
+            .iter()
+            .find_map(|key| value(key, object.get(*key)?.as_str()?));
+    }
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(params).into_owned().collect();
+    KEYS.iter().find_map(|key| {
+        let (_, v) = pairs.iter().find(|(k, _)| k == key)?;
+        value(key, v)
+    })
 }
 
 /// Sends `request` to the client API of the node at `peer_addr` and returns its answer.
@@ -155,5 +242,48 @@ pub async fn send(
             "the leader's answer was cut off; its outcome is unknown, retry",
         )
         .into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::aws_name;
+
+    #[test]
+    fn aws_parameters_name_the_queue_or_topic() {
+        assert_eq!(
+            aws_name(
+                b"Action=SendMessage&QueueUrl=http%3A%2F%2Fh%3A1%2F000000000000%2Forders",
+                false
+            )
+            .as_deref(),
+            Some("orders")
+        );
+        assert_eq!(
+            aws_name(br#"{"QueueUrl":"http://h:1/000000000000/jobs.fifo"}"#, true).as_deref(),
+            Some("jobs.fifo")
+        );
+        assert_eq!(
+            aws_name(
+                b"Action=Publish&TopicArn=arn%3Aaws%3Asns%3Aus-east-1%3A000000000000%3Anews",
+                false
+            )
+            .as_deref(),
+            Some("news")
+        );
+        assert_eq!(
+            aws_name(
+                b"Action=Unsubscribe&SubscriptionArn=arn:aws:sns:r:0:news:s-1",
+                false
+            )
+            .as_deref(),
+            Some("news")
+        );
+        assert_eq!(
+            aws_name(b"Action=CreateTopic&Name=alerts", false).as_deref(),
+            Some("alerts")
+        );
+        assert_eq!(aws_name(b"Action=ListQueues", false), None);
+        assert_eq!(aws_name(br#"{"QueueNamePrefix":"a"}"#, true), None);
     }
 }

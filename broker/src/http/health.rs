@@ -13,12 +13,12 @@ pub async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// `GET /readyz`: 200 when the node has a leader for its groups, has applied what it knows
+/// `GET /readyz`: 200 when every group of the node has a leader, has applied what it knows
 /// to be committed, and is not shutting down.
 pub async fn readyz(State(node): State<Arc<Node>>) -> (StatusCode, &'static str) {
     if node.is_shutting_down() {
         (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
-    } else if node.group.is_ready() {
+    } else if node.groups().iter().all(|g| g.is_ready()) {
         (StatusCode::OK, "ready\n")
     } else {
         (

@@ -25,6 +25,7 @@ use crate::queue::idempotency::parse_key;
 use crate::queue::ids::{MsgLoc, Receipt, message_id, parse_message_id};
 use crate::queue::message::NewMessage;
 use crate::queue::state::{Delivery, Peeked, SendOutcome};
+use crate::raft::Group;
 use crate::raft::command::{Command, Response};
 use crate::raft::now_ms;
 use crate::raft::state_machine::unexpected;
@@ -158,14 +159,14 @@ fn to_new_message(m: SendMessage, now: u64) -> Result<NewMessage, ApiError> {
     })
 }
 
-fn sent(node: &Node, outcome: SendOutcome) -> Sent {
+fn sent(group: &Group, outcome: SendOutcome) -> Sent {
     match outcome {
         SendOutcome::Stored(loc) => Sent {
-            id: message_id(node.group.id, loc),
+            id: message_id(group.id, loc),
             duplicate: false,
         },
         SendOutcome::Duplicate(loc) => Sent {
-            id: message_id(node.group.id, loc),
+            id: message_id(group.id, loc),
             duplicate: true,
         },
     }
@@ -243,8 +244,9 @@ pub async fn send_messages(
     messages: Vec<SendMessage>,
 ) -> HttpResult<Vec<Result<Sent, ApiError>>> {
     let now = now_ms();
+    let group = node.group_of(&name);
     let max_bytes = {
-        let state = node.group.state.read();
+        let state = group.state.read();
         state.queues.get(&name)?.config.max_message_bytes as usize
     };
     let mut results: Vec<Option<Result<Sent, ApiError>>> = Vec::with_capacity(messages.len());
@@ -280,7 +282,7 @@ pub async fn send_messages(
         for slot in results.iter_mut().filter(|r| r.is_none()) {
             *slot = outcomes
                 .next()
-                .map(|o| o.map(|outcome| sent(node, outcome)));
+                .map(|o| o.map(|outcome| sent(group, outcome)));
         }
     }
     Ok(results
@@ -298,14 +300,13 @@ pub async fn send_messages(
 
 /// The wire form of a message read back from the log.
 fn wire(
-    node: &Node,
+    group: &Group,
     loc: MsgLoc,
     receive_count: u32,
     first_received_ms: u64,
     origin: Option<u64>,
 ) -> HttpResult<Option<Message>> {
-    let Some(stored) = node
-        .group
+    let Some(stored) = group
         .log
         .message(loc)
         .map_err(|e| HttpError::internal("reading a message from the log", e))?
@@ -321,16 +322,10 @@ fn wire(
     } else {
         (None, Some(STANDARD.encode(&msg.body)))
     };
-    let source_queue = origin.and_then(|id| {
-        node.group
-            .state
-            .read()
-            .queues
-            .name_of(id)
-            .map(str::to_string)
-    });
+    let source_queue =
+        origin.and_then(|id| group.state.read().queues.name_of(id).map(str::to_string));
     Ok(Some(Message {
-        id: message_id(node.group.id, loc),
+        id: message_id(group.id, loc),
         body,
         body_base64,
         receipt: None,
@@ -348,8 +343,8 @@ fn wire(
     }))
 }
 
-fn delivered(node: &Node, d: &Delivery) -> HttpResult<Option<Message>> {
-    let message = wire(node, d.loc, d.receive_count, d.first_received_ms, d.origin)?;
+fn delivered(group: &Group, d: &Delivery) -> HttpResult<Option<Message>> {
+    let message = wire(group, d.loc, d.receive_count, d.first_received_ms, d.origin)?;
     if message.is_none() {
         tracing::error!(loc = ?d.loc, "a delivered message's body is missing from the log");
     }
@@ -359,9 +354,9 @@ fn delivered(node: &Node, d: &Delivery) -> HttpResult<Option<Message>> {
     }))
 }
 
-fn peeked(node: &Node, p: &Peeked) -> HttpResult<Option<Message>> {
+fn peeked(group: &Group, p: &Peeked) -> HttpResult<Option<Message>> {
     Ok(
-        wire(node, p.loc, p.receive_count, p.first_received_ms, p.origin)?.map(|m| Message {
+        wire(group, p.loc, p.receive_count, p.first_received_ms, p.origin)?.map(|m| Message {
             state: Some(p.state),
             visible_at: p.visible_at_ms.map(time),
             ..m
@@ -399,8 +394,9 @@ pub async fn receive(
             limits::VISIBILITY_SECONDS_MAX
         )));
     }
+    let group = node.group_of(&name);
     let (wait, visibility) = {
-        let state = node.group.state.read();
+        let state = group.state.read();
         let config = &state.queues.get(&name)?.config;
         (
             request.wait_seconds.unwrap_or(config.receive_wait_seconds),
@@ -410,7 +406,7 @@ pub async fn receive(
         )
     };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(wait as u64);
-    let waiters = node.group.state.waiters();
+    let waiters = group.state.waiters();
     let notify = waiters.get(&name);
     let mut shutdown = node.shutdown_signal();
     let result: HttpResult<Vec<Delivery>> = async {
@@ -421,7 +417,7 @@ pub async fn receive(
             notified.as_mut().enable();
             let now = now_ms();
             let (visible, next_due) = {
-                let state = node.group.state.read();
+                let state = group.state.read();
                 let queue = state.queues.get(&name)?;
                 (queue.has_visible(now), queue.next_due())
             };
@@ -461,7 +457,7 @@ pub async fn receive(
     let deliveries = result?;
     let mut messages = Vec::with_capacity(deliveries.len());
     for d in &deliveries {
-        if let Some(m) = delivered(&node, d)? {
+        if let Some(m) = delivered(group, d)? {
             messages.push(m);
         }
     }
@@ -682,13 +678,14 @@ pub async fn peek(
             limits::PEEK_MAX
         )));
     }
+    let group = node.group_of(&name);
     let found = {
-        let state = node.group.state.read();
+        let state = group.state.read();
         state.queues.get(&name)?.peek(now_ms(), max as usize)
     };
     let mut messages = Vec::with_capacity(found.len());
     for p in &found {
-        if let Some(m) = peeked(&node, p)? {
+        if let Some(m) = peeked(group, p)? {
             messages.push(m);
         }
     }
@@ -710,22 +707,23 @@ pub async fn get_message(
     Path((name, id)): Path<(String, String)>,
 ) -> HttpResult<Json<Message>> {
     check_name(&name)?;
-    let Some((group, loc)) = parse_message_id(&id) else {
+    let Some((group_id, loc)) = parse_message_id(&id) else {
         return Err(HttpError::invalid(format!(
             "{id:?} is not a message id (28 hex digits, as a send answers)"
         )));
     };
-    if group != node.group.id {
+    let group = node.group_of(&name);
+    if group_id != group.id {
         return Err(message_not_found(&name));
     }
     let found = {
-        let state = node.group.state.read();
+        let state = group.state.read();
         state.queues.get(&name)?.look(loc, now_ms())
     };
     let Some(p) = found else {
         return Err(message_not_found(&name));
     };
-    peeked(&node, &p)?
+    peeked(group, &p)?
         .map(Json)
         .ok_or_else(|| message_not_found(&name))
 }
@@ -757,8 +755,9 @@ pub async fn query(
         return Err(HttpError::invalid("since is after until"));
     }
     let now = now_ms();
+    let group = node.group_of(&name);
     let found: Vec<Peeked> = {
-        let state = node.group.state.read();
+        let state = group.state.read();
         let queue = state.queues.get(&name)?;
         queue
             .sent_between(since, until, QUERY_SCAN_MAX)
@@ -775,7 +774,7 @@ pub async fn query(
             let at = m.sent_at.timestamp_millis().max(0) as u64;
             at >= since && at <= until
         };
-        if let Some(m) = peeked(&node, p)?
+        if let Some(m) = peeked(group, p)?
             && (query.key.is_none() || m.key == query.key)
             && sent_in_range(&m)
         {

@@ -97,7 +97,10 @@ pub fn router(node: Arc<Node>) -> Router {
             "/cluster/members/{id}",
             axum::routing::delete(cluster::remove),
         )
-        .route("/cluster/members/{id}/drain", post(cluster::drain));
+        .route(
+            "/cluster/members/{id}/drain",
+            post(cluster::drain).delete(cluster::undrain),
+        );
     Router::new()
         .nest("/v1", v1)
         .route("/console", get(crate::console::index))

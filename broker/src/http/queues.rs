@@ -13,7 +13,8 @@ use sluice_client::{
 use super::error::{HttpError, HttpResult};
 use super::extract::{Json, Path, Query};
 use crate::node::Node;
-use crate::queue::config::ConfigUpdate;
+use crate::queue::check_dead_letter_target;
+use crate::queue::config::{ConfigUpdate, QueueConfig};
 use crate::queue::state::QueueState;
 use crate::raft::command::{Command, Response};
 use crate::raft::state_machine::unexpected;
@@ -27,7 +28,8 @@ pub fn time(ms: u64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms as i64).unwrap_or_default()
 }
 
-pub fn view(queue: &QueueState) -> Queue {
+/// The wire view of a queue held by group `group`.
+pub fn view(queue: &QueueState, group: u32) -> Queue {
     let counts = queue.counts();
     Queue {
         name: queue.name.clone(),
@@ -44,13 +46,15 @@ pub fn view(queue: &QueueState) -> Queue {
         },
         tags: queue.tags.clone(),
         created_at: time(queue.created_ms),
+        group,
     }
 }
 
 /// The current view of a queue, or 404.
 pub fn get_view(node: &Node, name: &str) -> HttpResult<Queue> {
-    let state = node.group.state.read();
-    Ok(view(state.queues.get(name)?))
+    let group = node.group_of(name);
+    let state = group.state.read();
+    Ok(view(state.queues.get(name)?, group.id))
 }
 
 /// `PUT /v1/queues/{queue}`: 201 when created, 200 when updated.
@@ -61,6 +65,7 @@ pub async fn put(
 ) -> HttpResult<(StatusCode, Json<Queue>)> {
     check_name(&name)?;
     let update = ConfigUpdate::from_wire(&update)?;
+    check_remote_dead_letter(&node, &name, &update).await?;
     let response = node
         .propose(Command::PutQueue {
             queue: name.clone(),
@@ -76,6 +81,34 @@ pub async fn put(
         StatusCode::OK
     };
     Ok((status, Json(get_view(&node, &name)?)))
+}
+
+/// A dead-letter queue in another group is checked here, against that group's state
+/// (the state machine checks one in its own group).
+async fn check_remote_dead_letter(
+    node: &Node,
+    name: &str,
+    update: &ConfigUpdate,
+) -> HttpResult<()> {
+    let config = {
+        let state = node.group_of(name).state.read();
+        match state.queues.get(name) {
+            Ok(queue) => queue.config.change(update)?,
+            Err(_) => QueueConfig::create(update)?,
+        }
+    };
+    let Some(dl) = &config.dead_letter else {
+        return Ok(());
+    };
+    let home = node.placement.group_of(name);
+    let target = node.placement.group_of(&dl.queue);
+    if target == home {
+        return Ok(());
+    }
+    let group = node.caught_up(target).await?;
+    let state = group.state.read();
+    check_dead_letter_target(name, &config, state.queues.get(&dl.queue).ok())?;
+    Ok(())
 }
 
 /// `GET /v1/queues/{queue}`.
@@ -99,17 +132,27 @@ pub async fn list(
             limits::LIST_LIMIT_MAX
         )));
     }
-    let state = node.group.state.read();
-    let (page, more) = state.queues.list(
-        params.prefix.as_deref().unwrap_or(""),
-        params.after.as_deref(),
-        limit as usize,
-    );
-    let next = more.then(|| page.last().map(|q| q.name.clone())).flatten();
-    Ok(Json(QueueList {
-        queues: page.into_iter().map(view).collect(),
-        next,
-    }))
+    // Each data group lists its first page; the merged page is the first `limit`.
+    let mut queues = Vec::new();
+    let mut more = false;
+    for id in node.placement.data_groups() {
+        let group = node.caught_up(id).await?;
+        let state = group.state.read();
+        let (page, group_more) = state.queues.list(
+            params.prefix.as_deref().unwrap_or(""),
+            params.after.as_deref(),
+            limit as usize,
+        );
+        more |= group_more;
+        queues.extend(page.into_iter().map(|q| view(q, id)));
+    }
+    queues.sort_by(|a, b| a.name.cmp(&b.name));
+    more |= queues.len() > limit as usize;
+    queues.truncate(limit as usize);
+    let next = more
+        .then(|| queues.last().map(|q| q.name.clone()))
+        .flatten();
+    Ok(Json(QueueList { queues, next }))
 }
 
 /// `DELETE /v1/queues/{queue}`: 204.

@@ -66,7 +66,7 @@ pub async fn list(
     Path(name): Path<String>,
 ) -> HttpResult<Json<RedriveTasks>> {
     check_name(&name)?;
-    let state = node.group.state.read();
+    let state = node.group_of(&name).state.read();
     let tasks = state
         .queues
         .redrive_tasks(&name)?

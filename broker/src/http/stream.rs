@@ -93,7 +93,7 @@ impl Session {
         // Sends new messages as they arrive, and the answers to commits.
         let writing = async move {
             let node = &this.node;
-            let waiters = node.group.state.waiters();
+            let waiters = node.group_of(&this.topic).state.waiters();
             let key = format!("topic/{}", this.topic);
             let mut shutdown = node.shutdown_signal();
             let mut position = start;
@@ -175,8 +175,9 @@ impl Session {
             )
         })?;
         let node = &self.node;
-        if node.group.is_leader() {
-            let topic_id = node.group.state.read().topics.get(&self.topic)?.id;
+        let group = node.group_of(&self.topic);
+        if group.is_leader() {
+            let topic_id = group.state.read().topics.get(&self.topic)?.id;
             let position = decode_cursor(topic_id, &commit.commit).map_err(|e| e.0)?;
             node.propose(Command::CommitCursor {
                 topic: self.topic.clone(),
@@ -187,7 +188,7 @@ impl Session {
             .await?;
             return Ok(commit.commit);
         }
-        let Some((_, leader)) = node.group.leader() else {
+        let Some((_, leader)) = group.leader() else {
             return Err(ApiError::new(
                 ErrorCode::Unavailable,
                 "no leader yet (an election is under way); commit again shortly",

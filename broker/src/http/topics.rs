@@ -23,6 +23,7 @@ use crate::node::Node;
 use crate::queue::ids::{MsgLoc, message_id};
 use crate::queue::message::NewMessage;
 use crate::queue::state::SendOutcome;
+use crate::raft::Group;
 use crate::raft::command::{Command, Response};
 use crate::raft::log_store::StoredMessage;
 use crate::raft::state_machine::unexpected;
@@ -48,13 +49,14 @@ fn subscription_not_found(topic: &str, sub: &str) -> HttpError {
     )
 }
 
-fn topic_view(t: &TopicState) -> Topic {
+fn topic_view(t: &TopicState, group: u32) -> Topic {
     Topic {
         name: t.name.clone(),
         attributes: t.config.to_wire(),
         messages: t.timeline.len(),
         subscriptions: t.subscriptions.len() as u64,
         created_at: time(t.created_ms),
+        group,
     }
 }
 
@@ -126,8 +128,8 @@ pub async fn put(
     let Response::QueuePut { created } = response else {
         return Err(unexpected(&response).into());
     };
-    let state = node.group.state.read();
-    let view = topic_view(state.topics.get(&name)?);
+    let state = node.group_of(&name).state.read();
+    let view = topic_view(state.topics.get(&name)?, node.placement.group_of(&name));
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -146,8 +148,11 @@ pub async fn get(
 }
 
 pub fn get_view(node: &Node, name: &str) -> HttpResult<Topic> {
-    let state = node.group.state.read();
-    Ok(topic_view(state.topics.get(name)?))
+    let state = node.group_of(name).state.read();
+    Ok(topic_view(
+        state.topics.get(name)?,
+        node.placement.group_of(name),
+    ))
 }
 
 /// `GET /v1/topics?prefix=&limit=&after=`.
@@ -162,17 +167,27 @@ pub async fn list(
             limits::LIST_LIMIT_MAX
         )));
     }
-    let state = node.group.state.read();
-    let (page, more) = state.topics.list(
-        params.prefix.as_deref().unwrap_or(""),
-        params.after.as_deref(),
-        limit as usize,
-    );
-    let next = more.then(|| page.last().map(|t| t.name.clone())).flatten();
-    Ok(Json(TopicList {
-        topics: page.into_iter().map(topic_view).collect(),
-        next,
-    }))
+    // Each data group lists its first page; the merged page is the first `limit`.
+    let mut topics = Vec::new();
+    let mut more = false;
+    for id in node.placement.data_groups() {
+        let group = node.caught_up(id).await?;
+        let state = group.state.read();
+        let (page, group_more) = state.topics.list(
+            params.prefix.as_deref().unwrap_or(""),
+            params.after.as_deref(),
+            limit as usize,
+        );
+        more |= group_more;
+        topics.extend(page.into_iter().map(|t| topic_view(t, id)));
+    }
+    topics.sort_by(|a, b| a.name.cmp(&b.name));
+    more |= topics.len() > limit as usize;
+    topics.truncate(limit as usize);
+    let next = more
+        .then(|| topics.last().map(|t| t.name.clone()))
+        .flatten();
+    Ok(Json(TopicList { topics, next }))
 }
 
 /// `DELETE /v1/topics/{topic}`: 204.
@@ -217,7 +232,8 @@ pub async fn publish_messages(
     key: Option<u128>,
     messages: Vec<PublishMessage>,
 ) -> HttpResult<Vec<Result<Sent, ApiError>>> {
-    node.group.state.read().topics.get(&name)?;
+    let group = node.group_of(&name);
+    group.state.read().topics.get(&name)?;
     let mut results: Vec<Option<Result<Sent, ApiError>>> = Vec::new();
     let mut accepted = Vec::new();
     for m in messages {
@@ -262,7 +278,7 @@ pub async fn publish_messages(
             *slot = outcomes.next().map(|o| {
                 o.map(|outcome| match outcome {
                     SendOutcome::Stored(loc) | SendOutcome::Duplicate(loc) => Sent {
-                        id: message_id(node.group.id, loc),
+                        id: message_id(group.id, loc),
                         duplicate: false,
                     },
                 })
@@ -285,7 +301,7 @@ pub async fn put_subscription(
     check_subscription(&sub)?;
     // An existing subscription keeps its secret unless the body names one.
     let secret = {
-        let state = node.group.state.read();
+        let state = node.group_of(&topic).state.read();
         let t = state.topics.get(&topic)?;
         t.subscriptions
             .get(&sub)
@@ -307,6 +323,7 @@ pub async fn put_subscription(
             "this broker has no SMTP server; start it with --smtp-server host:port",
         ));
     }
+    check_remote_queues(&node, &topic, &config).await?;
     let response = node
         .propose(Command::PutSubscription {
             topic: topic.clone(),
@@ -317,7 +334,7 @@ pub async fn put_subscription(
     let Response::QueuePut { created } = response else {
         return Err(unexpected(&response).into());
     };
-    let state = node.group.state.read();
+    let state = node.group_of(&topic).state.read();
     let t = state.topics.get(&topic)?;
     let s = t
         .subscriptions
@@ -338,7 +355,7 @@ pub async fn get_subscription(
 ) -> HttpResult<Json<Subscription>> {
     check_topic(&topic)?;
     check_subscription(&sub)?;
-    let state = node.group.state.read();
+    let state = node.group_of(&topic).state.read();
     let t = state.topics.get(&topic)?;
     let s = t
         .subscriptions
@@ -353,7 +370,7 @@ pub async fn list_subscriptions(
     Path(topic): Path<String>,
 ) -> HttpResult<Json<SubscriptionList>> {
     check_topic(&topic)?;
-    let state = node.group.state.read();
+    let state = node.group_of(&topic).state.read();
     let t = state.topics.get(&topic)?;
     Ok(Json(SubscriptionList {
         subscriptions: t
@@ -379,9 +396,33 @@ pub async fn delete_subscription(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Queues of another group that a subscription delivers to are checked here, against
+/// that group's state (the state machine checks those in its own group).
+async fn check_remote_queues(
+    node: &Node,
+    topic: &str,
+    config: &SubscriptionConfig,
+) -> HttpResult<()> {
+    let home = node.placement.group_of(topic);
+    let target = match &config.target {
+        Target::Queue(q) => Some(q),
+        _ => None,
+    };
+    for queue in target.into_iter().chain(config.dead_letter_queue.as_ref()) {
+        let id = node.placement.group_of(queue);
+        if id == home {
+            continue;
+        }
+        let group = node.caught_up(id).await?;
+        let state = group.state.read();
+        crate::topic::check_subscription_queue(queue, state.queues.get(queue).ok())?;
+    }
+    Ok(())
+}
+
 /// A topic message as clients get it, with the cursor right after it.
 pub fn topic_message(
-    node: &Node,
+    group: &Group,
     topic_id: u64,
     seq: u64,
     loc: MsgLoc,
@@ -393,7 +434,7 @@ pub fn topic_message(
         _ => (None, Some(STANDARD.encode(&msg.body))),
     };
     TopicMessage {
-        id: message_id(node.group.id, loc),
+        id: message_id(group.id, loc),
         body,
         body_base64,
         tag: msg.tag.clone(),
@@ -405,8 +446,8 @@ pub fn topic_message(
 }
 
 /// A message of the log, or `None` when it is gone (purged with its segment).
-pub fn stored_message(node: &Node, loc: MsgLoc) -> HttpResult<Option<StoredMessage>> {
-    node.group
+pub fn stored_message(group: &Group, loc: MsgLoc) -> HttpResult<Option<StoredMessage>> {
+    group
         .log
         .message(loc)
         .map_err(|e| HttpError::internal("reading a message from the log", e))
@@ -422,7 +463,7 @@ pub fn read_timeline(
     max: usize,
 ) -> HttpResult<(Vec<TopicMessage>, u64)> {
     let (topic_id, filter, locs) = {
-        let state = node.group.state.read();
+        let state = node.group_of(topic).state.read();
         let t = state.topics.get(topic)?;
         let s = t
             .subscriptions
@@ -442,10 +483,16 @@ pub fn read_timeline(
             break;
         }
         resume = seq + 1;
-        if let Some(stored) = stored_message(node, loc)?
+        if let Some(stored) = stored_message(node.group_of(topic), loc)?
             && filter.matches(stored.message())
         {
-            messages.push(topic_message(node, topic_id, seq, loc, &stored));
+            messages.push(topic_message(
+                node.group_of(topic),
+                topic_id,
+                seq,
+                loc,
+                &stored,
+            ));
         }
     }
     Ok((messages, resume))
@@ -460,7 +507,7 @@ pub fn start_position(
     after: Option<&str>,
     device: Option<&str>,
 ) -> HttpResult<u64> {
-    let state = node.group.state.read();
+    let state = node.group_of(topic).state.read();
     let t = state.topics.get(topic)?;
     let s = t
         .subscriptions
@@ -509,7 +556,7 @@ pub async fn pull(
         query.device.as_deref(),
     )?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(wait as u64);
-    let waiters = node.group.state.waiters();
+    let waiters = node.group_of(&topic).state.waiters();
     let key = format!("topic/{topic}");
     let notify = waiters.get(&key);
     let mut shutdown = node.shutdown_signal();
@@ -535,7 +582,7 @@ pub async fn pull(
     .await;
     waiters.release(&key, notify);
     let (messages, resume) = result?;
-    let topic_id = node.group.state.read().topics.get(&topic)?.id;
+    let topic_id = node.group_of(&topic).state.read().topics.get(&topic)?.id;
     Ok(Json(PullResponse {
         messages,
         cursor: encode_cursor(topic_id, resume),
@@ -552,7 +599,7 @@ pub async fn commit_cursor(
     check_topic(&topic)?;
     check_subscription(&sub)?;
     check_id_field("device", &Some(device.clone()))?;
-    let topic_id = node.group.state.read().topics.get(&topic)?.id;
+    let topic_id = node.group_of(&topic).state.read().topics.get(&topic)?.id;
     let seq = decode_cursor(topic_id, &position.cursor)?;
     node.propose(Command::CommitCursor {
         topic,
@@ -572,7 +619,7 @@ pub async fn get_cursor(
     check_topic(&topic)?;
     check_subscription(&sub)?;
     let start = start_position(&node, &topic, &sub, None, Some(&device))?;
-    let topic_id = node.group.state.read().topics.get(&topic)?.id;
+    let topic_id = node.group_of(&topic).state.read().topics.get(&topic)?.id;
     Ok(Json(CursorPosition {
         cursor: encode_cursor(topic_id, start),
     }))

@@ -68,21 +68,17 @@ pub async fn supervise(node: Arc<Node>, mailer: Option<Mailer>, http: PushClient
             _ = tokio::time::sleep(SUPERVISE_EVERY) => {}
             _ = shutdown.changed() => break,
         }
-        let wanted: HashMap<SubscriptionKey, Incarnation> = if node.group.is_leader() {
-            let state = node.group.state.read();
-            state
-                .topics
-                .iter()
-                .flat_map(|t| {
-                    t.subscriptions
-                        .values()
-                        .filter(|s| s.config.target.is_push())
-                        .map(|s| ((t.name.clone(), s.name.clone()), (t.id, s.created_ms)))
-                })
-                .collect()
-        } else {
-            HashMap::new()
-        };
+        // Workers run on the leader of each topic's group.
+        let mut wanted: HashMap<SubscriptionKey, Incarnation> = HashMap::new();
+        for group in node.data_groups().filter(|g| g.is_leader()) {
+            let state = group.state.read();
+            wanted.extend(state.topics.iter().flat_map(|t| {
+                t.subscriptions
+                    .values()
+                    .filter(|s| s.config.target.is_push())
+                    .map(|s| ((t.name.clone(), s.name.clone()), (t.id, s.created_ms)))
+            }));
+        }
         workers.retain(|key, (incarnation, worker)| {
             let keep = wanted.get(key) == Some(incarnation) && !worker.is_finished();
             if !keep {
@@ -140,7 +136,7 @@ fn plan(
     sub: &str,
     reporting: Option<&Reporting>,
 ) -> Option<(u64, Round)> {
-    let state = node.group.state.read();
+    let state = node.group_of(topic).state.read();
     let t = state.topics.get(topic).ok()?;
     let s = t.subscriptions.get(sub)?;
     let now = now_ms();
@@ -202,7 +198,7 @@ impl Reporting {
 /// report never stalls deliveries; at most one report is in flight, in order.
 async fn run_worker(pusher: Arc<Pusher>, topic: String, sub: String) {
     let node = &pusher.node;
-    let waiters = node.group.state.waiters();
+    let waiters = node.group_of(&topic).state.waiters();
     let wake_key = format!("topic/{topic}");
     let mut reporting: Option<Reporting> = None;
     loop {
@@ -293,13 +289,19 @@ async fn run_round(pusher: &Pusher, topic: &str, sub: &str, round: Round) -> Del
             } else {
                 break;
             };
-            let Ok(Some(stored)) = stored_message(node, delivery.loc) else {
+            let Ok(Some(stored)) = stored_message(node.group_of(topic), delivery.loc) else {
                 continue; // gone from the log: nothing to deliver
             };
             if delivery.attempt == 1 && !round.config.filter.matches(stored.message()) {
                 continue;
             }
-            let message = topic_message(node, round.topic_id, delivery.seq, delivery.loc, &stored);
+            let message = topic_message(
+                node.group_of(topic),
+                round.topic_id,
+                delivery.seq,
+                delivery.loc,
+                &stored,
+            );
             let config = &round.config;
             in_flight.push(async move {
                 let outcome = match &config.target {
@@ -379,7 +381,7 @@ async fn send_report(node: &Node, topic: &str, sub: &str, report: DeliveryReport
                 ..
             }) => return false,
             Err(e) => {
-                if !node.group.is_leader() || node.is_shutting_down() {
+                if !node.group_of(topic).is_leader() || node.is_shutting_down() {
                     return false;
                 }
                 tracing::debug!(error = %e, topic, sub, "delivery report not replicated; retrying");

@@ -7,6 +7,7 @@ pub mod deque;
 pub mod idempotency;
 pub mod ids;
 pub mod message;
+pub mod outbox;
 pub mod redrive;
 pub mod state;
 
@@ -19,8 +20,9 @@ use sluice_client::{ApiError, ErrorCode};
 use config::{ConfigUpdate, QueueConfig};
 use ids::{MsgLoc, Receipt};
 use message::NewMessage;
+use outbox::Outbox;
 use redrive::{RedriveTaskState, TaskState};
-use state::{Delivery, QueueState, SendOutcome};
+use state::{Delivery, Meta, Moved, QueueState, SendOutcome, Stage};
 
 /// Redrive tasks kept per queue, the running one included.
 const REDRIVE_HISTORY: usize = 10;
@@ -42,9 +44,39 @@ pub struct Queues {
     next_id: u64,
     redrives: BTreeMap<String, Vec<RedriveTaskState>>,
     next_task: u64,
+    /// Moves into queues of other groups, and the moves into this group already applied.
+    pub outbox: Outbox,
+    /// Ids given to queues of other groups that dead letters here came from.
+    foreign: BTreeMap<String, u64>,
+    /// Which group this is, and where every other name lives (not part of the state:
+    /// set when the state machine is made or a snapshot installed).
+    #[serde(skip)]
+    home: Home,
+}
+
+/// The group a state machine serves, and the cluster's layout.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Home {
+    pub group: u32,
+    pub placement: crate::placement::Placement,
+}
+
+impl Home {
+    /// True when a queue of this name lives in another group.
+    pub fn is_remote(&self, name: &str) -> bool {
+        self.placement.group_of(name) != self.group
+    }
 }
 
 impl Queues {
+    pub fn set_home(&mut self, home: Home) {
+        self.home = home;
+    }
+
+    pub fn home(&self) -> Home {
+        self.home
+    }
+
     pub fn get(&self, name: &str) -> Result<&QueueState, ApiError> {
         self.by_name.get(name).ok_or_else(|| queue_not_found(name))
     }
@@ -105,6 +137,7 @@ impl Queues {
         self.by_name
             .values()
             .filter_map(QueueState::oldest_loc)
+            .chain(self.outbox.oldest_loc())
             .min()
     }
 
@@ -114,51 +147,13 @@ impl Queues {
     }
 
     fn check_dead_letter(&self, name: &str, config: &QueueConfig) -> Result<(), ApiError> {
-        let Some(dl) = &config.dead_letter else {
-            return Ok(());
-        };
-        if dl.queue == name {
-            return Err(ApiError::new(
-                ErrorCode::InvalidAttribute,
-                "deadLetter.queue names the queue itself; name another queue",
-            ));
+        match &config.dead_letter {
+            // Another group holds it: the HTTP layer checked it against that group.
+            Some(dl) if !self.home.is_remote(&dl.queue) => {
+                check_dead_letter_target(name, config, self.by_name.get(&dl.queue))
+            }
+            _ => Ok(()),
         }
-        let target = self.by_name.get(&dl.queue).ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::InvalidAttribute,
-                format!(
-                    "dead-letter queue {} does not exist; create it first",
-                    dl.queue
-                ),
-            )
-        })?;
-        if let Some(allowed) = &target.config.redrive_allow
-            && !allowed.iter().any(|q| q == name)
-        {
-            return Err(ApiError::new(
-                ErrorCode::InvalidAttribute,
-                format!(
-                    "queue {} does not allow {name} to use it as a dead-letter queue (its redriveAllow lists {})",
-                    dl.queue,
-                    if allowed.is_empty() {
-                        "no queue".to_string()
-                    } else {
-                        allowed.join(", ")
-                    }
-                ),
-            ));
-        }
-        if target.config.fifo != config.fifo {
-            return Err(ApiError::new(
-                ErrorCode::InvalidAttribute,
-                format!(
-                    "dead-letter queue {} must be {} like this queue",
-                    dl.queue,
-                    if config.fifo { "FIFO" } else { "standard" }
-                ),
-            ));
-        }
-        Ok(())
     }
 
     /// Creates a queue or updates its mutable attributes; true when created.
@@ -263,7 +258,7 @@ impl Queues {
             .config
             .dead_letter
             .as_ref()
-            .filter(|dl| self.by_name.contains_key(&dl.queue))
+            .filter(|dl| self.home.is_remote(&dl.queue) || self.by_name.contains_key(&dl.queue))
             .cloned();
         let source_id = queue.id;
         let queue = self.get_mut(name)?;
@@ -273,7 +268,15 @@ impl Queues {
             visibility_ms,
             dead_letter.as_ref().map(|dl| dl.max_receives),
         )?;
-        if let Some(dl) = dead_letter {
+        if let Some(dl) = dead_letter
+            .as_ref()
+            .filter(|dl| self.home.is_remote(&dl.queue))
+        {
+            for m in moved {
+                self.outbox
+                    .push(&dl.queue, m.loc, Some(name.to_string()), false);
+            }
+        } else if let Some(dl) = dead_letter {
             let target = self.get_mut(&dl.queue)?;
             for mut m in moved {
                 m.origin = Some(source_id);
@@ -436,6 +439,11 @@ impl Queues {
         let mut failed = Vec::new();
         for mut m in taken {
             let source = m.origin.and_then(|id| self.names.get(&id)).cloned();
+            if let Some(source) = source.as_ref().filter(|s| self.home.is_remote(s)) {
+                self.outbox.push(source, m.loc, None, false);
+                moved += 1;
+                continue;
+            }
             match source.and_then(|s| self.by_name.get_mut(&s)) {
                 Some(target) => {
                     m.origin = None;
@@ -466,6 +474,63 @@ impl Queues {
         Ok(task.clone())
     }
 
+    /// Applies messages another group moved here (see [`outbox`]); the `i`th takes slot
+    /// `first_slot + i` of the entry at `index`. A repeated item, or one for a queue that
+    /// no longer exists, stores nothing.
+    pub fn accept_transfer(
+        &mut self,
+        now: u64,
+        index: u64,
+        first_slot: usize,
+        from: u32,
+        items: &[crate::raft::command::TransferItem],
+    ) {
+        for (i, item) in items.iter().enumerate() {
+            if !self.outbox.first_arrival(from, item.seq) {
+                continue;
+            }
+            let loc = MsgLoc::new(index, first_slot + i);
+            let origin = item.origin.as_ref().map(|name| self.foreign_id(name));
+            let Ok(queue) = self.get_mut(&item.queue) else {
+                tracing::warn!(queue = %item.queue, from, "a moved message's queue is gone; dropped");
+                continue;
+            };
+            if item.published {
+                if item.message.size() <= queue.config.max_message_bytes as usize
+                    && !queue.config.fifo
+                {
+                    queue.send(now, loc, &item.message);
+                }
+                continue;
+            }
+            queue.accept_moved(Moved {
+                loc,
+                meta: Meta {
+                    sent_ms: now,
+                    priority: item.message.priority,
+                    receive_count: 0,
+                    receipt_seq: 0,
+                    first_received_ms: 0,
+                    stage: Stage::Visible,
+                    group: item.message.group.clone(),
+                },
+                origin,
+            });
+        }
+    }
+
+    /// The id naming a queue of another group as a dead letter's origin.
+    fn foreign_id(&mut self, name: &str) -> u64 {
+        if let Some(id) = self.foreign.get(name) {
+            return *id;
+        }
+        self.next_id += 1;
+        let id = self.next_id;
+        self.foreign.insert(name.to_string(), id);
+        self.names.insert(id, name.to_string());
+        id
+    }
+
     pub fn cancel_redrive(&mut self, now: u64, name: &str) -> Result<RedriveTaskState, ApiError> {
         self.get(name)?;
         let task = self
@@ -482,6 +547,60 @@ impl Queues {
         task.finished_ms = Some(now);
         Ok(task.clone())
     }
+}
+
+/// The rules a queue's dead-letter queue (`target`, `None` when missing) must keep. The
+/// HTTP layer checks a dead-letter queue of another group with this too.
+pub fn check_dead_letter_target(
+    name: &str,
+    config: &QueueConfig,
+    target: Option<&QueueState>,
+) -> Result<(), ApiError> {
+    let Some(dl) = &config.dead_letter else {
+        return Ok(());
+    };
+    if dl.queue == name {
+        return Err(ApiError::new(
+            ErrorCode::InvalidAttribute,
+            "deadLetter.queue names the queue itself; name another queue",
+        ));
+    }
+    let target = target.ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::InvalidAttribute,
+            format!(
+                "dead-letter queue {} does not exist; create it first",
+                dl.queue
+            ),
+        )
+    })?;
+    if let Some(allowed) = &target.config.redrive_allow
+        && !allowed.iter().any(|q| q == name)
+    {
+        return Err(ApiError::new(
+            ErrorCode::InvalidAttribute,
+            format!(
+                "queue {} does not allow {name} to use it as a dead-letter queue (its redriveAllow lists {})",
+                dl.queue,
+                if allowed.is_empty() {
+                    "no queue".to_string()
+                } else {
+                    allowed.join(", ")
+                }
+            ),
+        ));
+    }
+    if target.config.fifo != config.fifo {
+        return Err(ApiError::new(
+            ErrorCode::InvalidAttribute,
+            format!(
+                "dead-letter queue {} must be {} like this queue",
+                dl.queue,
+                if config.fifo { "FIFO" } else { "standard" }
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The checks of a message against its queue that the HTTP layer cannot make alone.

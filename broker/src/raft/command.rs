@@ -122,6 +122,45 @@ pub enum Command {
         set: BTreeMap<String, String>,
         remove: Vec<String>,
     },
+    /// Messages another group moves into this group's queues (a topic's fan-out, a dead
+    /// letter, a redrive), shipped from that group's outbox. Each item carries its
+    /// sequence in the source's outbox: one already applied is skipped, so shipping again
+    /// after a failure stores nothing twice. The messages take slots of the entry.
+    Transfer {
+        from: u32,
+        items: Arc<[TransferItem]>,
+    },
+    /// The source's leader delivered its outbox up to `upto`: those items go.
+    OutboxShipped {
+        upto: u64,
+    },
+    /// Marks a node drained (no group's leadership goes to it) or undrains it. Proposed to
+    /// the metadata group.
+    SetDrained {
+        node: u64,
+        drained: bool,
+    },
+}
+
+/// One message moving into a queue of another group.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TransferItem {
+    pub seq: u64,
+    pub queue: String,
+    pub message: NewMessage,
+    /// The queue a dead letter came from, where a redrive returns it.
+    pub origin: Option<String>,
+    /// The topic a published message came from (consumers read it in that topic's format).
+    pub topic: Option<String>,
+    /// True: placed as a send is (the queue's delay applies); false: moved, visible at once.
+    pub published: bool,
+}
+
+/// What a command acts on, which decides the group it is proposed to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entity<'a> {
+    Queue(&'a str),
+    Topic(&'a str),
 }
 
 impl Command {
@@ -148,6 +187,38 @@ impl Command {
             Command::DeleteSubscription { .. } => "delete_subscription",
             Command::CommitCursor { .. } => "commit_cursor",
             Command::ReportDelivery { .. } => "report_delivery",
+            Command::Transfer { .. } => "transfer",
+            Command::OutboxShipped { .. } => "outbox_shipped",
+            Command::SetDrained { .. } => "set_drained",
+        }
+    }
+
+    /// The queue or topic the command acts on; `None` for a group's own housekeeping.
+    pub fn entity(&self) -> Option<Entity<'_>> {
+        match self {
+            Command::PutQueue { queue, .. }
+            | Command::DeleteQueue { queue }
+            | Command::PurgeQueue { queue }
+            | Command::Send { queue, .. }
+            | Command::Receive { queue, .. }
+            | Command::Ack { queue, .. }
+            | Command::ChangeVisibility { queue, .. }
+            | Command::ExtendVisibility { queue, .. }
+            | Command::TagQueue { queue, .. }
+            | Command::StartRedrive { queue, .. }
+            | Command::RedriveStep { queue, .. }
+            | Command::CancelRedrive { queue } => Some(Entity::Queue(queue)),
+            Command::PutTopic { topic, .. }
+            | Command::DeleteTopic { topic }
+            | Command::Publish { topic, .. }
+            | Command::PutSubscription { topic, .. }
+            | Command::DeleteSubscription { topic, .. }
+            | Command::CommitCursor { topic, .. }
+            | Command::ReportDelivery { topic, .. } => Some(Entity::Topic(topic)),
+            Command::Tick
+            | Command::Transfer { .. }
+            | Command::OutboxShipped { .. }
+            | Command::SetDrained { .. } => None,
         }
     }
 }
@@ -157,6 +228,7 @@ impl Command {
     pub fn slots(&self) -> usize {
         match self {
             Command::Send { messages, .. } | Command::Publish { messages, .. } => messages.len(),
+            Command::Transfer { items, .. } => items.len(),
             _ => 0,
         }
     }
@@ -167,6 +239,7 @@ impl Command {
             Command::Send { messages, .. } | Command::Publish { messages, .. } => {
                 messages.iter().map(|m| m.size() + 64).sum()
             }
+            Command::Transfer { items, .. } => items.iter().map(|i| i.message.size() + 96).sum(),
             Command::Ack { receipts, .. } => receipts.len() * 32,
             Command::ChangeVisibility { entries, .. }
             | Command::ExtendVisibility { entries, .. } => entries.len() * 40,

@@ -58,6 +58,7 @@ impl StoredMessage {
         };
         match &request.commands[self.command] {
             Command::Publish { topic, .. } => Some(topic),
+            Command::Transfer { items, .. } => items[self.at].topic.as_deref(),
             _ => None,
         }
     }
@@ -71,7 +72,8 @@ impl StoredMessage {
             Command::Send { messages, .. } | Command::Publish { messages, .. } => {
                 &messages[self.at]
             }
-            _ => unreachable!("a stored message lives in a send or a publish"),
+            Command::Transfer { items, .. } => &items[self.at].message,
+            _ => unreachable!("a stored message lives in a send, a publish or a transfer"),
         }
     }
 }

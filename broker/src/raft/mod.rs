@@ -99,6 +99,10 @@ pub enum ProposeError {
     Stopped(String),
 }
 
+/// Entries a member may be behind and still count as caught up: to become a voter, or to
+/// be handed leadership.
+const CAUGHT_UP_LAG: u64 = 256;
+
 /// Where and how a group keeps its data.
 #[derive(Debug, Clone)]
 pub struct GroupOptions {
@@ -115,6 +119,8 @@ pub struct GroupOptions {
     /// Test only: answer sends once they have a log position (see the broker flag).
     pub unsafe_ack_before_commit: bool,
     pub log: LogOptions,
+    /// The cluster's layout: which names live in this group.
+    pub placement: crate::placement::Placement,
 }
 
 /// Timing of every group: heartbeats well apart from elections, so a busy machine does
@@ -159,7 +165,11 @@ impl Group {
         observer: Option<Arc<dyn CommitObserver>>,
     ) -> Result<Self, GroupError> {
         let log = LogStore::open(&options.dir, options.log.clone(), observer)?;
-        let state = StateMachine::new(&options.dir.join("snapshots"), log.clone())?;
+        let home = crate::queue::Home {
+            group: options.group_id,
+            placement: options.placement,
+        };
+        let state = StateMachine::new(&options.dir.join("snapshots"), log.clone(), home)?;
         let raft = Raft::new(
             options.node_id,
             raft_config(options.snapshot_logs)?,
@@ -231,6 +241,113 @@ impl Group {
         m.current_leader.is_some()
             && m.running_state.is_ok()
             && m.last_applied.map(|l| l.index) >= m.local_committed.map(|l| l.index)
+    }
+
+    /// The last log index this replica applied.
+    pub fn applied_index(&self) -> Option<u64> {
+        use openraft::async_runtime::WatchReceiver;
+        self.raft
+            .metrics()
+            .borrow_watched()
+            .last_applied
+            .map(|l| l.index)
+    }
+
+    /// Waits (at most `timeout`) until this replica applied entry `index`.
+    pub async fn wait_applied(&self, index: u64, timeout: Duration) -> Result<(), ProposeError> {
+        self.raft
+            .wait(Some(timeout))
+            .applied_index_at_least(Some(index), "caught up")
+            .await
+            .map(|_| ())
+            .map_err(|e| ProposeError::Stopped(e.to_string()))
+    }
+
+    /// The voter that should lead this group when it can: the group's id picks one of
+    /// the voters (in id order) that are not `avoid`ed, so groups' leaders spread over
+    /// the nodes. `None` when no voter qualifies.
+    pub fn preferred_leader(&self, avoid: &[NodeId]) -> Option<NodeId> {
+        use openraft::async_runtime::WatchReceiver;
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow_watched();
+        let mut voters: Vec<NodeId> = m
+            .membership_config
+            .membership()
+            .voter_ids()
+            .filter(|id| !avoid.contains(id))
+            .collect();
+        voters.sort_unstable();
+        (!voters.is_empty()).then(|| voters[self.id as usize % voters.len()])
+    }
+
+    /// If this node leads and `target` is caught up, hands leadership to it. True when a handover was started.
+    pub async fn offer_leadership(&self, target: NodeId) -> bool {
+        use openraft::async_runtime::WatchReceiver;
+        let caught_up = {
+            let metrics = self.raft.metrics();
+            let m = metrics.borrow_watched();
+            m.current_leader == Some(self.node_id)
+                && m.replication.as_ref().is_some_and(|progress| {
+                    progress.get(&target).is_some_and(|matched| {
+                        let held = matched.map(|l| l.index + 1).unwrap_or(0);
+                        let last = m.last_log_index.map(|l| l + 1).unwrap_or(0);
+                        last.saturating_sub(held) <= CAUGHT_UP_LAG
+                    })
+                })
+        };
+        caught_up && self.raft.trigger().transfer_leader(target).await.is_ok()
+    }
+
+    /// One step (at most one membership change) towards the members `wanted` (id, peer
+    /// address), taken by the leader: a missing node joins as a learner, a learner that
+    /// has caught up becomes a voter, a node not wanted leaves (a leader leaving first
+    /// hands its leadership over). Data groups follow the metadata group this way.
+    pub async fn follow(&self, wanted: &BTreeMap<NodeId, String>) -> Result<(), MembershipError> {
+        let (status, members) = self.status();
+        if status.leader != Some(self.node_id) {
+            return Ok(());
+        }
+        let is_member = |id: &NodeId| status.voters.contains(id) || status.learners.contains(id);
+        if let Some((id, addr)) = wanted.iter().find(|(id, _)| !is_member(id)) {
+            tracing::info!(group = self.id, node = id, "adding a learner");
+            self.raft
+                .add_learner(*id, BasicNode { addr: addr.clone() }, false)
+                .await?;
+            return Ok(());
+        }
+        let caught_up = |id: &NodeId| {
+            members
+                .iter()
+                .any(|m| m.id == *id && m.lag.is_some_and(|lag| lag <= CAUGHT_UP_LAG))
+        };
+        if let Some(id) = status
+            .learners
+            .iter()
+            .find(|id| wanted.contains_key(id) && caught_up(id))
+        {
+            tracing::info!(group = self.id, node = id, "promoting a learner to voter");
+            self.raft
+                .change_membership(ChangeMembers::AddVoterIds([*id].into()), false)
+                .await?;
+            return Ok(());
+        }
+        let unwanted = status
+            .voters
+            .iter()
+            .chain(&status.learners)
+            .find(|id| !wanted.contains_key(id))
+            .copied();
+        match unwanted {
+            Some(id) if id == self.node_id => {
+                self.hand_off_leadership(Duration::from_secs(3)).await;
+                Ok(())
+            }
+            Some(id) => {
+                tracing::info!(group = self.id, node = id, "removing a member");
+                self.remove_member(id).await
+            }
+            None => Ok(()),
+        }
     }
 
     /// The leader's id and peer address, when known.

@@ -7,7 +7,7 @@
 //! also tells the log store the oldest place any queue still refers to, below which
 //! segments may be deleted.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -24,7 +24,7 @@ use tokio::sync::Notify;
 use super::command::{Command, Request, Response, Responses};
 use super::log_store::LogStore;
 use super::{Entry, LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig};
-use crate::queue::Queues;
+use crate::queue::{Home, Queues};
 use crate::topic::Topics;
 
 /// A snapshot as openraft passes it around: the encoded state and, when it comes from
@@ -54,6 +54,8 @@ pub struct SmState {
     pub clock_ms: u64,
     pub queues: Queues,
     pub topics: Topics,
+    /// Nodes no leadership should go to (kept by the metadata group).
+    pub drained: BTreeSet<u64>,
 }
 
 /// The encoded body of a snapshot.
@@ -62,6 +64,7 @@ struct SnapshotBody {
     clock_ms: u64,
     queues: Queues,
     topics: Topics,
+    drained: BTreeSet<u64>,
 }
 
 /// The same, borrowed from the state, for encoding without a copy.
@@ -70,6 +73,7 @@ struct SnapshotBodyRef<'a> {
     clock_ms: u64,
     queues: &'a Queues,
     topics: &'a Topics,
+    drained: &'a BTreeSet<u64>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -141,17 +145,21 @@ struct Inner {
     waiters: Waiters,
     log: LogStore,
     last_snapshot: Mutex<Option<(SnapshotMeta, Instant)>>,
+    home: Home,
 }
 
 impl StateMachine {
     /// A state machine whose snapshots live in `dir`; it starts empty, and openraft installs
     /// the latest snapshot on start.
-    pub fn new(dir: &Path, log: LogStore) -> io::Result<Self> {
+    pub fn new(dir: &Path, log: LogStore, home: Home) -> io::Result<Self> {
         fs::create_dir_all(dir)?;
+        let mut state = SmState::default();
+        state.queues.set_home(home);
         Ok(Self {
             inner: Arc::new(Inner {
                 dir: dir.to_path_buf(),
-                state: RwLock::new(SmState::default()),
+                home,
+                state: RwLock::new(state),
                 waiters: Waiters::default(),
                 log,
                 last_snapshot: Mutex::new(None),
@@ -195,6 +203,7 @@ impl StateMachine {
                 clock_ms: state.clock_ms,
                 queues: &state.queues,
                 topics: &state.topics,
+                drained: &state.drained,
             },
             &mut data,
         )
@@ -274,6 +283,7 @@ impl StateMachine {
 fn execute(
     queues: &mut Queues,
     topics: &mut Topics,
+    drained: &mut BTreeSet<u64>,
     now: u64,
     index: u64,
     first_slot: usize,
@@ -365,6 +375,22 @@ fn execute(
         } => topics
             .report(now, topic, subscription, report, queues)
             .map(|_| Response::Done),
+        Command::Transfer { from, items } => {
+            queues.accept_transfer(now, index, first_slot, *from, items);
+            Ok(Response::Done)
+        }
+        Command::OutboxShipped { upto } => {
+            queues.outbox.shipped(*upto);
+            Ok(Response::Done)
+        }
+        Command::SetDrained { node, drained: on } => {
+            if *on {
+                drained.insert(*node);
+            } else {
+                drained.remove(node);
+            }
+            Ok(Response::Done)
+        }
     };
     result.unwrap_or_else(Response::Failed)
 }
@@ -388,6 +414,7 @@ fn wakes(command: &Command) -> Wake<'_> {
         | Command::Tick
         | Command::RedriveStep { .. }
         | Command::Publish { .. }
+        | Command::Transfer { .. }
         | Command::ReportDelivery { .. } => Wake::All,
         _ => Wake::None,
     }
@@ -417,6 +444,7 @@ impl SmState {
                         let response = execute(
                             &mut self.queues,
                             &mut self.topics,
+                            &mut self.drained,
                             self.clock_ms,
                             entry.log_id.index,
                             slot,
@@ -572,7 +600,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 clock_ms: body.clock_ms,
                 queues: body.queues,
                 topics: body.topics,
+                drained: body.drained,
             };
+            state.queues.set_home(self.inner.home);
             Self::retain_floor(&state)
         };
         let already_current = lock(&self.inner.last_snapshot)

@@ -181,17 +181,8 @@ impl Topics {
         .into_iter()
         .flatten()
         {
-            let q = queues.get(queue).map_err(|_| {
-                ApiError::new(
-                    ErrorCode::InvalidAttribute,
-                    format!("queue {queue} does not exist; create it first"),
-                )
-            })?;
-            if q.config.fifo {
-                return Err(ApiError::new(
-                    ErrorCode::InvalidAttribute,
-                    format!("queue {queue} is FIFO; subscriptions deliver to standard queues"),
-                ));
+            if !queues.home().is_remote(queue) {
+                check_subscription_queue(queue, queues.get(queue).ok())?;
             }
         }
         let t = self.get_mut(topic)?;
@@ -424,6 +415,27 @@ impl Topics {
     }
 }
 
+/// A queue a subscription delivers to must exist and be a standard queue. The HTTP layer
+/// checks a queue of another group with this too.
+pub fn check_subscription_queue(
+    name: &str,
+    queue: Option<&crate::queue::state::QueueState>,
+) -> Result<(), ApiError> {
+    let q = queue.ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::InvalidAttribute,
+            format!("queue {name} does not exist; create it first"),
+        )
+    })?;
+    if q.config.fifo {
+        return Err(ApiError::new(
+            ErrorCode::InvalidAttribute,
+            format!("queue {name} is FIFO; subscriptions deliver to standard queues"),
+        ));
+    }
+    Ok(())
+}
+
 impl Queues {
     /// Places a published message in a queue, as a send would.
     pub fn accept_published(
@@ -433,6 +445,10 @@ impl Queues {
         loc: MsgLoc,
         msg: &NewMessage,
     ) -> Result<(), ApiError> {
+        if self.home().is_remote(queue) {
+            self.outbox.push(queue, loc, None, true);
+            return Ok(());
+        }
         let q = self.get_mut(queue)?;
         if msg.size() > q.config.max_message_bytes as usize || q.config.fifo {
             return Err(ApiError::new(
@@ -451,6 +467,10 @@ impl Queues {
         queue: &str,
         loc: MsgLoc,
     ) -> Result<(), ApiError> {
+        if self.home().is_remote(queue) {
+            self.outbox.push(queue, loc, None, false);
+            return Ok(());
+        }
         let q = self.get_mut(queue)?;
         q.accept_moved(Moved {
             loc,

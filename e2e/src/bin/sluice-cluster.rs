@@ -22,6 +22,9 @@ struct Args {
     /// Peer port of node 1; node n listens on this + n - 1.
     #[arg(long, default_value_t = 7071)]
     peer_port: u16,
+    /// Data groups (Raft groups holding queues and topics), led by different nodes.
+    #[arg(long, default_value_t = sluice_e2e::CLUSTER_DATA_GROUPS)]
+    data_groups: u32,
     /// Where the nodes keep their data (node-1, node-2, ...), and their logs.
     #[arg(long, default_value = "./sluice-cluster-data")]
     data_dir: PathBuf,
@@ -43,7 +46,12 @@ async fn main() -> Result<()> {
             data_dir: args.data_dir.join(format!("node-{n}")),
             listen: api(n),
             peer_listen: peer(n),
-            extra_args: vec!["--initial-members".into(), members.join(",")],
+            extra_args: vec![
+                "--initial-members".into(),
+                members.join(","),
+                "--data-groups".into(),
+                args.data_groups.to_string(),
+            ],
             env: Vec::new(),
         };
         nodes.push(Broker::launch(options)?);

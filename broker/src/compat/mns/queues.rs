@@ -29,7 +29,7 @@ const WAIT_SECONDS_MAX: u32 = 30;
 pub async fn run(ctx: &Ctx, r: &MnsRequest) -> Result<Answer, Outcome> {
     let segments: Vec<&str> = r.segments.iter().map(String::as_str).collect();
     match (&r.method, segments.as_slice()) {
-        (&Method::GET, []) => list(ctx, r),
+        (&Method::GET, []) => list(ctx, r).await,
         (&Method::PUT, [q]) if r.query("metaoverride") == Some("true") => {
             set_attributes(ctx, q, r).await
         }
@@ -200,13 +200,23 @@ pub fn page(r: &MnsRequest) -> Result<(String, Option<String>, usize), MnsError>
     ))
 }
 
-fn list(ctx: &Ctx, r: &MnsRequest) -> Result<Answer, Outcome> {
+async fn list(ctx: &Ctx, r: &MnsRequest) -> Result<Answer, Outcome> {
     let (prefix, marker, limit) = page(r)?;
-    let state = ctx.node.group.state.read();
-    let (all, _) = state.queues.list(&prefix, marker.as_deref(), usize::MAX);
+    let mut all: Vec<String> = Vec::new();
+    for group in ctx
+        .node
+        .caught_up_data_groups()
+        .await
+        .map_err(MnsError::from)?
+    {
+        let state = group.state.read();
+        let (page, _) = state.queues.list(&prefix, marker.as_deref(), usize::MAX);
+        all.extend(page.into_iter().map(|q| q.name.clone()));
+    }
+    all.sort();
     let visible: Vec<&str> = all
         .iter()
-        .map(|q| q.name.as_str())
+        .map(String::as_str)
         .filter(|name| ctx.allow_queue(name).is_ok())
         .collect();
     Ok(list_answer(

@@ -28,7 +28,7 @@ pub async fn run(ctx: &Ctx, r: &MnsRequest) -> Result<Answer, Outcome> {
     let segments: Vec<&str> = r.segments.iter().map(String::as_str).collect();
     let meta = r.query("metaoverride") == Some("true");
     match (&r.method, segments.as_slice()) {
-        (&Method::GET, []) => list(ctx, r),
+        (&Method::GET, []) => list(ctx, r).await,
         (&Method::PUT, [t]) if meta => set_attributes(ctx, t, r).await,
         (&Method::PUT, [t]) => create(ctx, t, r).await,
         (&Method::GET, [t]) => get_attributes(ctx, t),
@@ -99,7 +99,7 @@ async fn create(ctx: &Ctx, t: &str, r: &MnsRequest) -> Result<Answer, Outcome> {
     let name = checked_topic(ctx, t)?;
     let asked = max_bytes_of(&body_or_empty(r)?)?;
     let existing = {
-        let state = ctx.node.group.state.read();
+        let state = ctx.node.group_of(&name).state.read();
         state
             .topics
             .get(&name)
@@ -152,7 +152,7 @@ async fn set_attributes(ctx: &Ctx, t: &str, r: &MnsRequest) -> Result<Answer, Ou
 }
 
 fn exists(ctx: &Ctx, name: &str) -> Result<(), MnsError> {
-    let state = ctx.node.group.state.read();
+    let state = ctx.node.group_of(name).state.read();
     state
         .topics
         .get(name)
@@ -191,13 +191,23 @@ async fn delete(ctx: &Ctx, t: &str) -> Result<Answer, Outcome> {
     Ok(Answer::empty(StatusCode::NO_CONTENT))
 }
 
-fn list(ctx: &Ctx, r: &MnsRequest) -> Result<Answer, Outcome> {
+async fn list(ctx: &Ctx, r: &MnsRequest) -> Result<Answer, Outcome> {
     let (prefix, marker, limit) = page(r)?;
-    let state = ctx.node.group.state.read();
-    let (all, _) = state.topics.list(&prefix, marker.as_deref(), usize::MAX);
+    let mut all: Vec<String> = Vec::new();
+    for group in ctx
+        .node
+        .caught_up_data_groups()
+        .await
+        .map_err(MnsError::from)?
+    {
+        let state = group.state.read();
+        let (page, _) = state.topics.list(&prefix, marker.as_deref(), usize::MAX);
+        all.extend(page.into_iter().map(|t| t.name.clone()));
+    }
+    all.sort();
     let visible: Vec<&str> = all
         .iter()
-        .map(|t| t.name.as_str())
+        .map(String::as_str)
         .filter(|name| ctx.allow_topic(name).is_ok())
         .collect();
     Ok(list_answer(
@@ -328,7 +338,7 @@ fn retry(strategy: RetryStrategy) -> RetryPolicy {
 }
 
 fn subscription(ctx: &Ctx, t: &str, s: &str) -> Result<Subscription, MnsError> {
-    let state = ctx.node.group.state.read();
+    let state = ctx.node.group_of(t).state.read();
     let topic = state
         .topics
         .get(t)
@@ -487,7 +497,7 @@ async fn unsubscribe(ctx: &Ctx, t: &str, s: &str) -> Result<Answer, Outcome> {
 fn list_subscriptions(ctx: &Ctx, t: &str, r: &MnsRequest) -> Result<Answer, Outcome> {
     let name = checked_topic(ctx, t)?;
     let (prefix, marker, limit) = page(r)?;
-    let state = ctx.node.group.state.read();
+    let state = ctx.node.group_of(&name).state.read();
     let topic = state
         .topics
         .get(&name)

@@ -50,7 +50,7 @@ pub async fn run(ctx: &Ctx, action: &str, p: &Params) -> Result<Option<String>, 
     match action {
         "CreateTopic" => create_topic(ctx, p).await,
         "DeleteTopic" => delete_topic(ctx, p).await,
-        "ListTopics" => list_topics(ctx, p),
+        "ListTopics" => list_topics(ctx, p).await,
         "GetTopicAttributes" => get_topic_attributes(ctx, p),
         "SetTopicAttributes" => Err(SnsError::unsupported(
             "Invalid parameter: Sluice keeps no SNS topic attributes (DisplayName, Policy, DeliveryPolicy); a topic's retention and size limit are set through the v1 API",
@@ -60,11 +60,11 @@ pub async fn run(ctx: &Ctx, action: &str, p: &Params) -> Result<Option<String>, 
             "Invalid parameter: Token: Sluice confirms subscriptions when they are made and issues no tokens",
         )),
         "Unsubscribe" => unsubscribe(ctx, p).await,
-        "ListSubscriptions" => list_subscriptions(ctx, p, None),
+        "ListSubscriptions" => list_subscriptions(ctx, p, None).await,
         "ListSubscriptionsByTopic" => {
             let topic = topic_of_arn(p.required("TopicArn")?)?;
             ctx.allow_topic(&topic)?;
-            list_subscriptions(ctx, p, Some(&topic))
+            list_subscriptions(ctx, p, Some(&topic)).await
         }
         "GetSubscriptionAttributes" => get_subscription_attributes(ctx, p),
         "SetSubscriptionAttributes" => set_subscription_attributes(ctx, p).await,
@@ -110,7 +110,7 @@ fn topic_not_found() -> SnsError {
 }
 
 fn check_topic_exists(node: &Node, topic: &str) -> Result<(), SnsError> {
-    node.group
+    node.group_of(topic)
         .state
         .read()
         .topics
@@ -171,22 +171,32 @@ async fn delete_topic(ctx: &Ctx, p: &Params) -> Result<Option<String>, SnsError>
     }
 }
 
-fn list_topics(ctx: &Ctx, p: &Params) -> Result<Option<String>, SnsError> {
+async fn list_topics(ctx: &Ctx, p: &Params) -> Result<Option<String>, SnsError> {
     let after = p.get("NextToken").filter(|t| !t.is_empty());
-    let state = ctx.node.group.state.read();
-    let (page, more) = state.topics.list("", after, PAGE);
+    let mut names: Vec<String> = Vec::new();
+    let mut more = false;
+    for group in ctx.node.caught_up_data_groups().await? {
+        let state = group.state.read();
+        let (page, group_more) = state.topics.list("", after, PAGE);
+        more |= group_more;
+        names.extend(page.into_iter().map(|t| t.name.clone()));
+    }
+    names.sort();
+    more |= names.len() > PAGE;
+    names.truncate(PAGE);
+    let page = &names;
     let mut xml = Writer::default();
     xml.open("Topics");
-    for t in &page {
-        if ctx.allow_topic(&t.name).is_ok() {
+    for name in page {
+        if ctx.allow_topic(name).is_ok() {
             xml.open("member")
-                .field("TopicArn", &topic_arn(ctx.region(), &t.name))
+                .field("TopicArn", &topic_arn(ctx.region(), name))
                 .close("member");
         }
     }
     xml.close("Topics");
     if more && let Some(last) = page.last() {
-        xml.field("NextToken", &last.name);
+        xml.field("NextToken", last);
     }
     Ok(xml.done())
 }
@@ -194,7 +204,7 @@ fn list_topics(ctx: &Ctx, p: &Params) -> Result<Option<String>, SnsError> {
 fn get_topic_attributes(ctx: &Ctx, p: &Params) -> Result<Option<String>, SnsError> {
     let topic = topic_of_arn(p.required("TopicArn")?)?;
     ctx.allow_topic(&topic)?;
-    let state = ctx.node.group.state.read();
+    let state = ctx.node.group_of(&topic).state.read();
     let t = state.topics.get(&topic).map_err(|_| topic_not_found())?;
     let attributes = BTreeMap::from([
         ("TopicArn", topic_arn(ctx.region(), &topic)),
@@ -369,7 +379,7 @@ async fn subscribe(ctx: &Ctx, p: &Params) -> Result<Option<String>, SnsError> {
     // The same endpoint subscribed again is the same subscription, as in SNS; with other
     // settings it is refused.
     let existing = {
-        let state = ctx.node.group.state.read();
+        let state = ctx.node.group_of(&topic).state.read();
         let t = state.topics.get(&topic).map_err(|_| topic_not_found())?;
         t.subscriptions
             .values()
@@ -433,16 +443,16 @@ async fn unsubscribe(ctx: &Ctx, p: &Params) -> Result<Option<String>, SnsError> 
     }
 }
 
-fn list_subscriptions(
+async fn list_subscriptions(
     ctx: &Ctx,
     p: &Params,
     only: Option<&str>,
 ) -> Result<Option<String>, SnsError> {
     let after = p.get("NextToken").filter(|t| !t.is_empty());
-    let state = ctx.node.group.state.read();
     let mut all: Vec<Subscription> = Vec::new();
     match only {
         Some(topic) => {
+            let state = ctx.node.group_of(topic).state.read();
             let t = state.topics.get(topic).map_err(|_| topic_not_found())?;
             all.extend(
                 t.subscriptions
@@ -451,18 +461,22 @@ fn list_subscriptions(
             );
         }
         None => {
-            for t in state.topics.iter() {
-                if ctx.allow_topic(&t.name).is_ok() {
-                    all.extend(
-                        t.subscriptions
-                            .values()
-                            .map(|s| topics::subscription_view(t, s)),
-                    );
+            for group in ctx.node.caught_up_data_groups().await? {
+                let state = group.state.read();
+                for t in state.topics.iter() {
+                    if ctx.allow_topic(&t.name).is_ok() {
+                        all.extend(
+                            t.subscriptions
+                                .values()
+                                .map(|s| topics::subscription_view(t, s)),
+                        );
+                    }
                 }
             }
         }
     }
     let token = |s: &Subscription| format!("{}/{}", s.topic, s.name);
+    all.sort_by_key(token);
     let start = after.map_or(0, |after| {
         all.partition_point(|s| token(s).as_str() <= after)
     });
@@ -492,7 +506,7 @@ fn list_subscriptions(
 fn subscription(ctx: &Ctx, arn: &str) -> Result<Subscription, SnsError> {
     let (topic, sub) = subscription_of_arn(arn)?;
     ctx.allow_topic(&topic)?;
-    let state = ctx.node.group.state.read();
+    let state = ctx.node.group_of(&topic).state.read();
     state
         .topics
         .get(&topic)

@@ -93,7 +93,7 @@ pub async fn run(ctx: &Ctx, action: &str, input: Value) -> Result<Value, SqsErro
         "SetQueueAttributes" => set_queue_attributes(ctx, parse(input)?).await,
         "DeleteQueue" => delete_queue(ctx, parse(input)?).await,
         "PurgeQueue" => purge_queue(ctx, parse(input)?).await,
-        "ListDeadLetterSourceQueues" => list_dead_letter_sources(ctx, parse(input)?),
+        "ListDeadLetterSourceQueues" => list_dead_letter_sources(ctx, parse(input)?).await,
         "SendMessage" => send_message(ctx, parse(input)?).await,
         "SendMessageBatch" => send_message_batch(ctx, parse(input)?).await,
         "ReceiveMessage" => receive_message(ctx, parse(input)?).await,
@@ -673,28 +673,31 @@ struct ListSourcesInput {
     next_token: Option<String>,
 }
 
-fn list_dead_letter_sources(ctx: &Ctx, input: ListSourcesInput) -> Result<Value, SqsError> {
+async fn list_dead_letter_sources(ctx: &Ctx, input: ListSourcesInput) -> Result<Value, SqsError> {
     let name = ctx.queue(&input.queue_url)?;
     view(ctx, &name)?;
     let limit = match input.max_results {
         Some(n) => in_range("MaxResults", n, 1, 1000)? as usize,
         None => 1000,
     };
-    let sources: Vec<String> = {
-        let state = ctx.node.group.state.read();
+    let mut sources: Vec<String> = Vec::new();
+    for group in ctx.node.caught_up_data_groups().await? {
+        let state = group.state.read();
         let (all, _) = state.queues.list("", None, usize::MAX);
-        all.into_iter()
-            .filter(|q| {
-                q.config
-                    .to_wire()
-                    .dead_letter
-                    .is_some_and(|d| d.queue == name)
-            })
-            .map(|q| q.name.clone())
-            .filter(|n| ctx.allows(n))
-            .filter(|n| input.next_token.as_ref().is_none_or(|after| n > after))
-            .collect()
-    };
+        sources.extend(
+            all.into_iter()
+                .filter(|q| {
+                    q.config
+                        .to_wire()
+                        .dead_letter
+                        .is_some_and(|d| d.queue == name)
+                })
+                .map(|q| q.name.clone())
+                .filter(|n| ctx.allows(n))
+                .filter(|n| input.next_token.as_ref().is_none_or(|after| n > after)),
+        );
+    }
+    sources.sort();
     let more = sources.len() > limit;
     let page = &sources[..sources.len().min(limit)];
     let mut out = json!({"queueUrls": page.iter().map(|n| ctx.queue_url(n)).collect::<Vec<_>>()});

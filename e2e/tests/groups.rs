@@ -1,0 +1,247 @@
+//! Data groups on a three-node cluster of real processes: queues and topics in different
+//! Raft groups, led by different nodes, and messages that move between groups through
+//! the source group's outbox (a topic feeding a queue, dead letters, a redrive) arrive
+//! exactly once, also when the source group's leader is killed while it ships.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use sluice_client::{
+    Client, DeadLetter, Endpoint, PublishMessage, QueueAttributesUpdate, ReceiveRequest,
+    RedriveRequest, RedriveState, SendMessage, SubscriptionSpec, TopicAttributesUpdate,
+};
+use sluice_e2e::cluster::Cluster;
+use sluice_e2e::test_dir;
+
+fn receive(max: u32, visibility: u32) -> ReceiveRequest {
+    ReceiveRequest {
+        max: Some(max),
+        wait_seconds: Some(1),
+        visibility_seconds: Some(visibility),
+    }
+}
+
+/// Creates queues named `{prefix}-0`, `{prefix}-1`, ... until one lands outside group
+/// `avoid`; returns its name and group.
+async fn queue_outside(
+    c: &Client,
+    prefix: &str,
+    avoid: u32,
+    attrs: &QueueAttributesUpdate,
+) -> (String, u32) {
+    for i in 0..32 {
+        let name = format!("{prefix}-{i}");
+        let q = c.put_queue(&name, attrs).await.expect("create queue");
+        if q.group != avoid {
+            return (name, q.group);
+        }
+        c.delete_queue(&name).await.expect("delete");
+    }
+    panic!("no name of 32 left group {avoid}: placement does not spread names");
+}
+
+/// Receives and acknowledges until `want` bodies came or `timeout` passed; the bodies in
+/// the order received (a repeat shows up twice).
+async fn drain(c: &Client, queue: &str, want: usize, timeout: Duration) -> Vec<String> {
+    let deadline = Instant::now() + timeout;
+    let mut bodies = Vec::new();
+    while bodies.len() < want && Instant::now() < deadline {
+        let Ok(got) = c.receive(queue, &receive(32, 30)).await else {
+            continue;
+        };
+        let receipts: Vec<String> = got.iter().filter_map(|m| m.receipt.clone()).collect();
+        bodies.extend(got.into_iter().filter_map(|m| m.body));
+        if !receipts.is_empty() {
+            c.ack(queue, &receipts).await.expect("ack");
+        }
+    }
+    bodies
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topic_feeds_a_queue_of_another_group_exactly_once_across_a_leader_kill() {
+    let dir = test_dir("groups-fanout").expect("dir");
+    let mut cluster = Cluster::start(dir.path(), 3).await.expect("cluster");
+    let c = cluster.client(1).retry_for(Duration::from_secs(30));
+    let topic = c
+        .put_topic("news", &TopicAttributesUpdate::default())
+        .await
+        .expect("topic");
+    let (queue, queue_group) =
+        queue_outside(&c, "inbox", topic.group, &QueueAttributesUpdate::default()).await;
+    assert_ne!(queue_group, topic.group);
+    c.put_subscription(
+        "news",
+        "to-inbox",
+        &SubscriptionSpec::new(Endpoint::Queue(queue.clone())),
+    )
+    .await
+    .expect("subscribe the queue");
+
+    // Publish through every node in turn; halfway, SIGKILL the topic group's leader
+    // (which ships the outbox) and bring it back.
+    let clients: Vec<Client> = (1..=3)
+        .map(|id| cluster.client(id).retry_for(Duration::from_secs(30)))
+        .collect();
+    let mut acknowledged = BTreeSet::new();
+    let total = 300;
+    let mut killed = None;
+    for i in 0..total {
+        if i == total / 2 {
+            let leader = cluster
+                .leader_of_group(topic.group, Duration::from_secs(20))
+                .await
+                .expect("leader");
+            cluster.node_mut(leader).kill9().expect("kill");
+            killed = Some(leader);
+        }
+        let via = (1..=3u64)
+            .map(|id| (id + i as u64) % 3 + 1)
+            .find(|id| Some(*id) != killed)
+            .expect("a running node");
+        let body = format!("news {i}");
+        if clients[via as usize - 1]
+            .publish("news", &PublishMessage::text(body.clone()))
+            .await
+            .is_ok()
+        {
+            acknowledged.insert(body);
+        }
+        if i == total / 2 + 50
+            && let Some(id) = killed.take()
+        {
+            cluster.node_mut(id).relaunch().expect("relaunch");
+        }
+    }
+    cluster
+        .wait_all_ready(Duration::from_secs(60))
+        .await
+        .expect("all ready");
+
+    let bodies = drain(&c, &queue, acknowledged.len(), Duration::from_secs(60)).await;
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for b in &bodies {
+        *counts.entry(b.as_str()).or_default() += 1;
+    }
+    let repeated: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
+    let lost: Vec<_> = acknowledged
+        .iter()
+        .filter(|b| !counts.contains_key(b.as_str()))
+        .collect();
+    println!(
+        "| published | acknowledged | delivered to {queue} (group {queue_group}) | lost | repeated |\n|---|---|---|---|---|\n| {total} | {} | {} | {} | {} |",
+        acknowledged.len(),
+        bodies.len(),
+        lost.len(),
+        repeated.len()
+    );
+    assert!(
+        acknowledged.len() >= total - 10,
+        "most publishes were acknowledged"
+    );
+    assert!(
+        lost.is_empty(),
+        "acknowledged publishes never reached the queue: {lost:?}"
+    );
+    assert!(
+        repeated.is_empty(),
+        "delivered more than once: {repeated:?}"
+    );
+    assert!(
+        counts.keys().all(|b| b.starts_with("news ")),
+        "only published bodies arrive"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_cross_groups_and_redrive_back_to_their_source() {
+    let dir = test_dir("groups-deadletter").expect("dir");
+    let cluster = Cluster::start(dir.path(), 3).await.expect("cluster");
+    let c = cluster.client(2).retry_for(Duration::from_secs(30));
+    let graveyard = c
+        .put_queue("graveyard", &QueueAttributesUpdate::default())
+        .await
+        .expect("dead-letter queue");
+    let (work, work_group) = queue_outside(
+        &c,
+        "work",
+        graveyard.group,
+        &QueueAttributesUpdate {
+            dead_letter: Some(Some(DeadLetter {
+                queue: "graveyard".into(),
+                max_receives: 1,
+            })),
+            ..QueueAttributesUpdate::default()
+        },
+    )
+    .await;
+    assert_ne!(work_group, graveyard.group);
+
+    let n = 20;
+    for i in 0..n {
+        c.send(&work, &SendMessage::text(format!("poison {i}")))
+            .await
+            .expect("send");
+    }
+    // Received once and never acknowledged: the next receive moves them on.
+    let mut received = 0;
+    while received < n {
+        received += c
+            .receive(&work, &receive(10, 1))
+            .await
+            .expect("receive")
+            .len();
+    }
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert!(
+        c.receive(&work, &receive(10, 1))
+            .await
+            .expect("receive")
+            .is_empty()
+    );
+
+    // They arrive in the other group's queue, each once, naming their source.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut dead = Vec::new();
+    while dead.len() < n && Instant::now() < deadline {
+        dead.extend(
+            c.receive("graveyard", &receive(10, 1))
+                .await
+                .expect("receive"),
+        );
+    }
+    let bodies: BTreeSet<String> = dead.iter().filter_map(|m| m.body.clone()).collect();
+    assert_eq!(dead.len(), n, "each dead letter once");
+    assert_eq!(bodies, (0..n).map(|i| format!("poison {i}")).collect());
+    assert!(
+        dead.iter()
+            .all(|m| m.source_queue.as_deref() == Some(work.as_str()))
+    );
+
+    // A redrive sends them back across the groups once their visibility lapses.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let task = c
+        .start_redrive("graveyard", &RedriveRequest::default())
+        .await
+        .expect("redrive");
+    assert_eq!(task.total, n as u64);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let tasks = c.list_redrives("graveyard").await.expect("tasks");
+        if tasks[0].state == RedriveState::Completed {
+            assert_eq!(tasks[0].moved, n as u64);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "redrive did not complete: {tasks:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let back = drain(&c, &work, n, Duration::from_secs(20)).await;
+    assert_eq!(back.len(), n, "each redriven once: {back:?}");
+    assert_eq!(
+        back.into_iter().collect::<BTreeSet<_>>(),
+        (0..n).map(|i| format!("poison {i}")).collect()
+    );
+}
