@@ -187,13 +187,52 @@ pub(crate) fn body(size: usize, worker: usize, n: u64) -> String {
     s
 }
 
-/// Runs a workload against Sluice at `client`; `server_pids`, the broker processes, for
+/// Where a run sends its requests: one broker, or a cluster, where they go to the node
+/// leading the group of the queue or topic under test, as a client of that node would
+/// (with no forwarding hop).
+#[derive(Clone, Copy)]
+pub enum Target<'a> {
+    Node(&'a Client),
+    Cluster(&'a crate::cluster::Cluster),
+}
+
+impl Target<'_> {
+    /// A client of some node, for creating things.
+    pub fn any(&self) -> Client {
+        match self {
+            Target::Node(client) => (*client).clone(),
+            Target::Cluster(cluster) => cluster.client(1),
+        }
+    }
+
+    /// A client of the node that leads the group holding queue (or, with `topic`,
+    /// topic) `name`, which exists.
+    pub async fn leading(&self, name: &str, topic: bool) -> Result<Client> {
+        let cluster = match self {
+            Target::Node(client) => return Ok((*client).clone()),
+            Target::Cluster(cluster) => cluster,
+        };
+        let any = cluster.client(1);
+        let group = if topic {
+            any.get_topic(name).await?.group
+        } else {
+            any.get_queue(name).await?.group
+        };
+        let leader = cluster
+            .leader_of_group(group, Duration::from_secs(30))
+            .await?;
+        Ok(cluster.client(leader))
+    }
+}
+
+/// Runs a workload against Sluice at `target`; `server_pids`, the broker processes, for
 /// CPU (summed) and peak RSS (the largest).
 pub async fn run_sluice(
     config: &RunConfig,
-    client: &Client,
+    target: Target<'_>,
     server_pids: &[u32],
 ) -> Result<RunResult> {
+    let client = &target.any();
     let queue = format!(
         "bench-{:?}-{}",
         config.workload,
@@ -227,6 +266,7 @@ pub async fn run_sluice(
             Err(e) => return Err(e).context("creating the benchmark queue"),
         }
     }
+    let client = &target.leading(&queue, false).await?;
     let tally = Arc::new(Tally::new());
     let stop = Arc::new(AtomicBool::new(false));
     let mut workers = Vec::new();
@@ -703,7 +743,7 @@ where
 /// still under way.
 pub async fn run_fanout(
     config: &RunConfig,
-    client: &Client,
+    target: Target<'_>,
     server_pids: &[u32],
     delivery: FanoutDelivery,
     subscriptions: usize,
@@ -716,6 +756,7 @@ pub async fn run_fanout(
     };
     let (_sink, base) = crate::sink::Sink::start_observed(observer).await?;
     let topic = "fanout-bench";
+    let client = &target.any();
     client
         .put_topic(
             topic,
@@ -727,6 +768,7 @@ pub async fn run_fanout(
         )
         .await
         .context("creating the benchmark topic")?;
+    let client = &target.leading(topic, true).await?;
     for i in 0..subscriptions {
         let name = format!("s{i}");
         let spec = match delivery {

@@ -9,7 +9,7 @@ use clap::Parser;
 use sluice_client::Client;
 use sluice_e2e::bench::{
     FANOUT_TABLE_HEADER, FanoutDelivery, FanoutResult, RunConfig, RunResult, System, TABLE_HEADER,
-    Workload, fanout_table_row, run_bare_push, run_disk, run_fanout, run_idle, run_sluice,
+    Target, Workload, fanout_table_row, run_bare_push, run_disk, run_fanout, run_idle, run_sluice,
     table_row,
 };
 use sluice_e2e::{Broker, BrokerOptions, Cluster};
@@ -164,20 +164,18 @@ async fn compare(
             System::Nats => sluice_e2e::peers::run_nats(&config, scratch).await?,
             System::Rabbitmq => sluice_e2e::peers::run_rabbitmq(&config, scratch).await?,
             System::Sluice => match &args.url {
-                Some(url) => run_sluice(&config, &Client::new(url)?, &[]).await?,
+                Some(url) => run_sluice(&config, Target::Node(&Client::new(url)?), &[]).await?,
                 None if args.replicas == 1 => {
                     let broker = Broker::start(BrokerOptions::single(scratch)?).await?;
                     let pids: Vec<u32> = broker.pid().into_iter().collect();
-                    let r = run_sluice(&config, &broker.client, &pids).await;
+                    let r = run_sluice(&config, Target::Node(&broker.client), &pids).await;
                     drop(broker);
                     r?
                 }
                 None => {
                     let cluster = Cluster::start(scratch, 3).await?;
-                    // Requests go to the leader, as a client of the leader's node would.
-                    let leader = cluster.leader(Duration::from_secs(30)).await?;
                     let pids: Vec<u32> = cluster.nodes.iter().filter_map(Broker::pid).collect();
-                    let r = run_sluice(&config, &cluster.client(leader), &pids).await;
+                    let r = run_sluice(&config, Target::Cluster(&cluster), &pids).await;
                     drop(cluster);
                     r?
                 }
@@ -484,10 +482,10 @@ async fn fanout(args: &Args, dir: &std::path::Path) -> Result<Vec<FanoutResult>>
                         .await?,
                     );
                 }
-                let run = |client: Client, pids: Vec<u32>| async move {
+                let run = async |target: Target<'_>, pids: Vec<u32>| {
                     run_fanout(
                         &config(System::Sluice),
-                        &client,
+                        target,
                         &pids,
                         args.deliver,
                         args.subscriptions,
@@ -498,12 +496,11 @@ async fn fanout(args: &Args, dir: &std::path::Path) -> Result<Vec<FanoutResult>>
                 let result = if args.replicas == 1 {
                     let broker = Broker::start(BrokerOptions::single(&run_dir)?).await?;
                     let pids: Vec<u32> = broker.pid().into_iter().collect();
-                    run(broker.client.clone(), pids).await?
+                    run(Target::Node(&broker.client), pids).await?
                 } else {
                     let cluster = Cluster::start(&run_dir, 3).await?;
-                    let leader = cluster.leader(Duration::from_secs(30)).await?;
                     let pids: Vec<u32> = cluster.nodes.iter().filter_map(Broker::pid).collect();
-                    run(cluster.client(leader), pids).await?
+                    run(Target::Cluster(&cluster), pids).await?
                 };
                 results.push(result);
             }
@@ -565,7 +562,9 @@ async fn failover(args: &Args, dir: &std::path::Path) -> Result<()> {
                 .send("failover", &sluice_client::SendMessage::text("before"))
                 .await?;
         }
-        let leader = cluster.leader(Duration::from_secs(30)).await?;
+        let leader = cluster
+            .leader_of_queue("failover", Duration::from_secs(30))
+            .await?;
         let survivor = (1..=3).find(|id| *id != leader).unwrap_or(1);
         let probe = cluster.client(survivor).retry_for(Duration::ZERO);
         let killed = std::time::Instant::now();
