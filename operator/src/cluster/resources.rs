@@ -122,6 +122,9 @@ pub fn service_account(cluster: &SluiceCluster) -> ServiceAccount {
     }
 }
 
+/// Data groups of a cluster whose spec names none.
+pub const DEFAULT_DATA_GROUPS: u32 = 3;
+
 /// The broker's configuration as environment variables: the fixed ones, then the
 /// user's `spec.env`. `bootstrap_peer` is node 1's stable peer address: node 1 starts
 /// the cluster alone on an empty volume, every other node waits for the operator to
@@ -134,6 +137,14 @@ pub fn config_map(cluster: &SluiceCluster, bootstrap_peer: &str) -> ConfigMap {
     data.insert(
         "SLUICE_INITIAL_MEMBERS".into(),
         format!("1={bootstrap_peer}"),
+    );
+    data.insert(
+        "SLUICE_DATA_GROUPS".into(),
+        cluster
+            .spec
+            .data_groups
+            .unwrap_or(DEFAULT_DATA_GROUPS)
+            .to_string(),
     );
     for (file, flag) in secret_files(cluster) {
         data.insert(flag.into(), file.path());
@@ -481,6 +492,7 @@ mod tests {
             "demo",
             SluiceClusterSpec {
                 replicas: 3,
+                data_groups: None,
                 image: "sluice-broker:dev".into(),
                 image_pull_policy: None,
                 storage: Default::default(),
@@ -558,6 +570,7 @@ mod tests {
             .insert("SLUICE_SMTP_SERVER".into(), "mail:25".into());
         let data = config_map(&c, "10.96.0.10:7070").data.expect("data");
         assert_eq!(data["SLUICE_INITIAL_MEMBERS"], "1=10.96.0.10:7070");
+        assert_eq!(data["SLUICE_DATA_GROUPS"], "3");
         assert_eq!(data["SLUICE_LISTEN"], "0.0.0.0:8080");
         assert_eq!(data["SLUICE_SMTP_SERVER"], "mail:25");
     }

@@ -4,13 +4,13 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Affinity, ResourceRequirements, Toleration};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
-use kube::CustomResource;
+use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// A Sluice cluster: `replicas` brokers, each with its own volume, forming one Raft
 /// cluster. The operator keeps the Raft membership in step with the pods.
-#[derive(CustomResource, Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(CustomResource, KubeSchema, Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[kube(
     group = "sluice.dev",
     version = "v1alpha1",
@@ -48,6 +48,13 @@ pub struct SluiceClusterSpec {
     /// a member while that would leave fewer healthy voters than a quorum.
     #[schemars(range(min = 1, max = 9))]
     pub replicas: i32,
+    /// Raft groups that hold the queues and topics besides the metadata group, each with
+    /// its own leader, so several brokers take writes at once (default 3; 0 keeps
+    /// everything in the metadata group). Fixed when the cluster is made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 64))]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("dataGroups is fixed when the cluster is made"))]
+    pub data_groups: Option<u32>,
     /// The broker image. Changing it rolls the brokers one at a time, each drained of its
     /// leaderships first and caught up again before the next.
     #[schemars(length(min = 1))]
