@@ -14,6 +14,7 @@ use crate::placement::Placement;
 use crate::push::deliver::Mailer;
 use crate::raft::command::{Command, Entity, Response, TransferItem};
 use crate::raft::network::PeerNetwork;
+use crate::raft::state_machine::SmState;
 use crate::raft::{Group, GroupError, GroupOptions, ProposeError, Raft, now_ms};
 use crate::store::log::LogOptions;
 
@@ -249,6 +250,28 @@ impl Node {
         Ok(groups)
     }
 
+    /// One list over every data group: `page` gives a group's first `limit` items in
+    /// name order and whether more follow; the answer is the first `limit` of them all,
+    /// in name order, and whether more follow.
+    pub async fn list_across<T>(
+        &self,
+        limit: usize,
+        page: impl Fn(&SmState, u32) -> (Vec<T>, bool),
+        name: impl Fn(&T) -> &str,
+    ) -> Result<(Vec<T>, bool), ApiError> {
+        let mut all = Vec::new();
+        let mut more = false;
+        for group in self.caught_up_data_groups().await? {
+            let (items, group_more) = page(&group.state.read(), group.id);
+            more |= group_more;
+            all.extend(items);
+        }
+        all.sort_by(|a, b| name(a).cmp(name(b)));
+        more |= all.len() > limit;
+        all.truncate(limit);
+        Ok((all, more))
+    }
+
     /// Nodes marked drained: no group's leadership goes to them.
     pub fn drained(&self) -> Vec<u64> {
         self.meta().state.read().drained.iter().copied().collect()
@@ -403,7 +426,9 @@ impl Node {
     }
 
     /// Makes the members of every data group this node leads follow the metadata group's
-    /// voters, one change per group at a time.
+    /// voters, one change per group at a time: each data group has three of them voting
+    /// (chosen by [`crate::placement::group_voters`]) and the others as learners, which
+    /// keep a copy so that every node can serve reads of every group.
     async fn follow_membership(&self) {
         if self.placement.data_groups == 0 {
             return;
@@ -417,8 +442,19 @@ impl Node {
         if wanted.is_empty() {
             return;
         }
+        let retiring = self.meta().state.read().retiring.clone();
+        let candidates: Vec<u64> = meta
+            .voters
+            .iter()
+            .copied()
+            .filter(|id| !retiring.contains(id))
+            .collect();
+        if candidates.is_empty() {
+            return;
+        }
         for group in self.data_groups().filter(|g| g.is_leader()) {
-            if let Err(e) = group.follow(&wanted).await {
+            let voters = crate::placement::group_voters(group.id, &candidates);
+            if let Err(e) = group.follow(&wanted, &voters).await {
                 tracing::debug!(group = group.id, error = %e, "membership not changed yet");
             }
         }

@@ -21,6 +21,27 @@ pub struct Placement {
     pub data_groups: u32,
 }
 
+/// Voters of each data group: three, on distinct nodes (every node when fewer exist).
+pub const DATA_GROUP_VOTERS: usize = 3;
+
+/// The voters of data group `group` among the cluster's voters `nodes`: the
+/// [`DATA_GROUP_VOTERS`] with the highest rendezvous score FNV-1a(`"{group}:{node}"`), so
+/// a node joining or leaving moves few groups' voters. In ascending id order.
+pub fn group_voters(group: u32, nodes: &[u64]) -> Vec<u64> {
+    let mut scored: Vec<(u64, u64)> = nodes
+        .iter()
+        .map(|node| (fnv1a64(format!("{group}:{node}").as_bytes()), *node))
+        .collect();
+    scored.sort_unstable_by(|a, b| b.cmp(a));
+    let mut voters: Vec<u64> = scored
+        .into_iter()
+        .take(DATA_GROUP_VOTERS)
+        .map(|(_, node)| node)
+        .collect();
+    voters.sort_unstable();
+    voters
+}
+
 /// 64-bit FNV-1a: fixed by its definition, unlike `DefaultHasher`.
 pub fn fnv1a64(bytes: &[u8]) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
@@ -87,6 +108,29 @@ mod tests {
         }
         assert_eq!(placement_key("-dlq"), "-dlq");
         assert!((1..=7).contains(&p.group_of("anything")));
+    }
+
+    #[test]
+    fn each_group_has_three_voters_and_a_new_node_moves_few() {
+        let three = [1, 2, 3];
+        assert_eq!(group_voters(1, &three), vec![1, 2, 3]);
+        assert_eq!(group_voters(1, &[7]), vec![7]);
+        let five = [1, 2, 3, 4, 5];
+        let mut load = [0usize; 6];
+        for g in 1..=30 {
+            let voters = group_voters(g, &five);
+            assert_eq!(voters.len(), 3);
+            for v in &voters {
+                load[*v as usize] += 1;
+            }
+            // A sixth node takes at most one voter place of a group.
+            let six = group_voters(g, &[1, 2, 3, 4, 5, 6]);
+            assert!(six.iter().filter(|v| !voters.contains(v)).count() <= 1);
+        }
+        assert!(
+            load[1..].iter().all(|n| *n >= 10),
+            "voters spread: {load:?}"
+        );
     }
 
     #[test]

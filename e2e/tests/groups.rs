@@ -1,4 +1,4 @@
-//! Data groups on a three-node cluster of real processes: queues and topics in different
+//! Data groups on clusters of real processes: queues and topics in different
 //! Raft groups, led by different nodes, and messages that move between groups through
 //! the source group's outbox (a topic feeding a queue, dead letters, a redrive) arrive
 //! exactly once, also when the source group's leader is killed while it ships.
@@ -243,5 +243,102 @@ async fn dead_letters_cross_groups_and_redrive_back_to_their_source() {
     assert_eq!(
         back.into_iter().collect::<BTreeSet<_>>(),
         (0..n).map(|i| format!("poison {i}")).collect()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_five_nodes_each_data_group_has_three_voters_and_scaling_down_keeps_them() {
+    let dir = test_dir("groups-five").expect("dir");
+    let mut cluster = Cluster::start(dir.path(), 5).await.expect("cluster");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        let status = cluster.client(1).cluster().await.expect("status");
+        let settled = status.groups[1..]
+            .iter()
+            .all(|g| g.voters.len() == 3 && g.learners.len() == 2);
+        if settled {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "data groups never settled on three voters: {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        status.groups[0].voters.len(),
+        5,
+        "the metadata group has every node"
+    );
+    let voter_sets: BTreeSet<Vec<u64>> = status.groups[1..]
+        .iter()
+        .map(|g| g.voters.clone())
+        .collect();
+    assert!(
+        voter_sets.len() > 1,
+        "groups vote on different nodes: {status:?}"
+    );
+
+    // A queue is served through every node, voter of its group or not.
+    let c = cluster.client(1);
+    let q = c
+        .put_queue("spread", &QueueAttributesUpdate::default())
+        .await
+        .expect("create");
+    let group = &status.groups[q.group as usize];
+    for id in 1..=5u64 {
+        cluster
+            .client(id)
+            .send("spread", &SendMessage::text(format!("via {id}")))
+            .await
+            .expect("send");
+    }
+    let learner = group.learners[0];
+    let bodies = drain(
+        &cluster.client(learner),
+        "spread",
+        5,
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_eq!(
+        bodies.into_iter().collect::<BTreeSet<_>>(),
+        (1..=5).map(|id| format!("via {id}")).collect()
+    );
+    let listed = cluster
+        .client(learner)
+        .list_queues(&Default::default())
+        .await
+        .expect("list");
+    assert!(listed.queues.iter().any(|q| q.name == "spread"));
+
+    // Scaling down: two members removed one right after the other (as an operator
+    // does), each stopped once removed. Their groups' voters move first, so every group
+    // keeps a quorum and the queue stays served.
+    for gone in [5, 4] {
+        let status = cluster.client(1).remove_member(gone).await.expect("remove");
+        assert!(status.members.iter().all(|m| m.id != gone), "{status:?}");
+        assert!(
+            status.groups.iter().all(|g| !g.voters.contains(&gone)),
+            "no group counts on node {gone}: {status:?}"
+        );
+        cluster
+            .node_mut(gone)
+            .kill9()
+            .expect("stop the removed node");
+    }
+    let c = cluster.client(2).retry_for(Duration::from_secs(20));
+    c.send("spread", &SendMessage::text("after"))
+        .await
+        .expect("send after scaling down");
+    let bodies = drain(&c, "spread", 1, Duration::from_secs(20)).await;
+    assert_eq!(bodies, ["after"]);
+    let status = c.cluster().await.expect("status");
+    assert!(
+        status
+            .groups
+            .iter()
+            .all(|g| g.voters.len() == 3 && g.leader.is_some()),
+        "{status:?}"
     );
 }

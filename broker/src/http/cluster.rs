@@ -89,11 +89,15 @@ pub async fn add(
         .add_member(id, request.peer_address)
         .await
         .map_err(membership_error)?;
-    wait_for_groups(&node, |g| g.voters.contains(&id)).await;
+    wait_for_groups(&node, |g| {
+        g.voters.contains(&id) || g.learners.contains(&id)
+    })
+    .await;
     Ok(Json(status(&node)))
 }
 
-/// `DELETE /v1/cluster/members/{id}`: hands its leaderships away, then removes it.
+/// `DELETE /v1/cluster/members/{id}`: hands its leaderships away, moves its data groups'
+/// voters to other nodes, then removes it.
 pub async fn remove(
     State(node): State<Arc<Node>>,
     Path(id): Path<u64>,
@@ -124,14 +128,54 @@ pub async fn remove(
         .await;
         return Ok(answer);
     }
-    node.meta()
+    let (meta, _) = node.meta().status();
+    if !meta.voters.contains(&id) && !meta.learners.contains(&id) {
+        return Err(membership_error(MembershipError::NotAMember(id)));
+    }
+    if meta.voters == [id] {
+        return Err(membership_error(MembershipError::LastVoter(id)));
+    }
+    // Its data groups' voters move to other nodes first: a replacement catches up
+    // before the node stops counting towards any group's quorum.
+    node.propose_to(
+        0,
+        Command::SetRetiring {
+            node: id,
+            retiring: true,
+        },
+    )
+    .await?;
+    wait_for_groups(&node, |g| g.id == 0 || !g.voters.contains(&id)).await;
+    let removed = node
+        .meta()
         .remove_member(id)
         .await
-        .map_err(membership_error)?;
-    wait_for_groups(&node, |g| {
-        !g.voters.contains(&id) && !g.learners.contains(&id)
-    })
-    .await;
+        .map_err(membership_error);
+    if removed.is_ok() {
+        wait_for_groups(&node, |g| {
+            !g.voters.contains(&id) && !g.learners.contains(&id)
+        })
+        .await;
+    }
+    node.propose_to(
+        0,
+        Command::SetRetiring {
+            node: id,
+            retiring: false,
+        },
+    )
+    .await?;
+    removed?;
+    if node.drained().contains(&id) {
+        node.propose_to(
+            0,
+            Command::SetDrained {
+                node: id,
+                drained: false,
+            },
+        )
+        .await?;
+    }
     Ok(Json(status(&node)).into_response())
 }
 

@@ -132,23 +132,20 @@ pub async fn list(
             limits::LIST_LIMIT_MAX
         )));
     }
-    // Each data group lists its first page; the merged page is the first `limit`.
-    let mut queues = Vec::new();
-    let mut more = false;
-    for id in node.placement.data_groups() {
-        let group = node.caught_up(id).await?;
-        let state = group.state.read();
-        let (page, group_more) = state.queues.list(
-            params.prefix.as_deref().unwrap_or(""),
-            params.after.as_deref(),
+    let prefix = params.prefix.as_deref().unwrap_or("");
+    let (queues, more) = node
+        .list_across(
             limit as usize,
-        );
-        more |= group_more;
-        queues.extend(page.into_iter().map(|q| view(q, id)));
-    }
-    queues.sort_by(|a, b| a.name.cmp(&b.name));
-    more |= queues.len() > limit as usize;
-    queues.truncate(limit as usize);
+            |state, group| {
+                let (page, more) =
+                    state
+                        .queues
+                        .list(prefix, params.after.as_deref(), limit as usize);
+                (page.into_iter().map(|q| view(q, group)).collect(), more)
+            },
+            |q: &Queue| q.name.as_str(),
+        )
+        .await?;
     let next = more
         .then(|| queues.last().map(|q| q.name.clone()))
         .flatten();

@@ -167,23 +167,23 @@ pub async fn list(
             limits::LIST_LIMIT_MAX
         )));
     }
-    // Each data group lists its first page; the merged page is the first `limit`.
-    let mut topics = Vec::new();
-    let mut more = false;
-    for id in node.placement.data_groups() {
-        let group = node.caught_up(id).await?;
-        let state = group.state.read();
-        let (page, group_more) = state.topics.list(
-            params.prefix.as_deref().unwrap_or(""),
-            params.after.as_deref(),
+    let prefix = params.prefix.as_deref().unwrap_or("");
+    let (topics, more) = node
+        .list_across(
             limit as usize,
-        );
-        more |= group_more;
-        topics.extend(page.into_iter().map(|t| topic_view(t, id)));
-    }
-    topics.sort_by(|a, b| a.name.cmp(&b.name));
-    more |= topics.len() > limit as usize;
-    topics.truncate(limit as usize);
+            |state, group| {
+                let (page, more) =
+                    state
+                        .topics
+                        .list(prefix, params.after.as_deref(), limit as usize);
+                (
+                    page.into_iter().map(|t| topic_view(t, group)).collect(),
+                    more,
+                )
+            },
+            |t: &Topic| t.name.as_str(),
+        )
+        .await?;
     let next = more
         .then(|| topics.last().map(|t| t.name.clone()))
         .flatten();

@@ -140,6 +140,12 @@ pub enum Command {
         node: u64,
         drained: bool,
     },
+    /// Marks a node as leaving the cluster: data groups move their voters off it before
+    /// it is removed. Proposed to the metadata group.
+    SetRetiring {
+        node: u64,
+        retiring: bool,
+    },
 }
 
 /// One message moving into a queue of another group.
@@ -190,6 +196,7 @@ impl Command {
             Command::Transfer { .. } => "transfer",
             Command::OutboxShipped { .. } => "outbox_shipped",
             Command::SetDrained { .. } => "set_drained",
+            Command::SetRetiring { .. } => "set_retiring",
         }
     }
 
@@ -218,7 +225,8 @@ impl Command {
             Command::Tick
             | Command::Transfer { .. }
             | Command::OutboxShipped { .. }
-            | Command::SetDrained { .. } => None,
+            | Command::SetDrained { .. }
+            | Command::SetRetiring { .. } => None,
         }
     }
 }

@@ -298,17 +298,24 @@ impl Group {
         caught_up && self.raft.trigger().transfer_leader(target).await.is_ok()
     }
 
-    /// One step (at most one membership change) towards the members `wanted` (id, peer
-    /// address), taken by the leader: a missing node joins as a learner, a learner that
-    /// has caught up becomes a voter, a node not wanted leaves (a leader leaving first
-    /// hands its leadership over). Data groups follow the metadata group this way.
-    pub async fn follow(&self, wanted: &BTreeMap<NodeId, String>) -> Result<(), MembershipError> {
-        let (status, members) = self.status();
+    /// One step (at most one membership change), taken by the leader, towards `members`
+    /// (id, peer address) with `voters` among them voting: a missing node joins as a
+    /// learner, a learner meant to vote becomes a voter once caught up, and only when
+    /// every node meant to vote does, a voter not meant to vote steps down to learner and
+    /// a node no longer a member leaves (a leader first hands its leadership over). So a
+    /// replacement holds the data before the node it replaces goes. Data groups follow
+    /// the metadata group this way.
+    pub async fn follow(
+        &self,
+        members: &BTreeMap<NodeId, String>,
+        voters: &[NodeId],
+    ) -> Result<(), MembershipError> {
+        let (status, progress) = self.status();
         if status.leader != Some(self.node_id) {
             return Ok(());
         }
         let is_member = |id: &NodeId| status.voters.contains(id) || status.learners.contains(id);
-        if let Some((id, addr)) = wanted.iter().find(|(id, _)| !is_member(id)) {
+        if let Some((id, addr)) = members.iter().find(|(id, _)| !is_member(id)) {
             tracing::info!(group = self.id, node = id, "adding a learner");
             self.raft
                 .add_learner(*id, BasicNode { addr: addr.clone() }, false)
@@ -316,14 +323,14 @@ impl Group {
             return Ok(());
         }
         let caught_up = |id: &NodeId| {
-            members
+            progress
                 .iter()
                 .any(|m| m.id == *id && m.lag.is_some_and(|lag| lag <= CAUGHT_UP_LAG))
         };
         if let Some(id) = status
             .learners
             .iter()
-            .find(|id| wanted.contains_key(id) && caught_up(id))
+            .find(|id| voters.contains(id) && caught_up(id))
         {
             tracing::info!(group = self.id, node = id, "promoting a learner to voter");
             self.raft
@@ -331,22 +338,37 @@ impl Group {
                 .await?;
             return Ok(());
         }
-        let unwanted = status
+        if !voters.iter().all(|id| status.voters.contains(id)) {
+            return Ok(());
+        }
+        let leaving = status
             .voters
             .iter()
             .chain(&status.learners)
-            .find(|id| !wanted.contains_key(id))
-            .copied();
-        match unwanted {
-            Some(id) if id == self.node_id => {
+            .copied()
+            .find(|id| !members.contains_key(id));
+        let stepping_down = status
+            .voters
+            .iter()
+            .copied()
+            .find(|id| !voters.contains(id));
+        match (leaving, stepping_down) {
+            (Some(id), _) | (None, Some(id)) if id == self.node_id => {
                 self.hand_off_leadership(Duration::from_secs(3)).await;
                 Ok(())
             }
-            Some(id) => {
+            (Some(id), _) => {
                 tracing::info!(group = self.id, node = id, "removing a member");
                 self.remove_member(id).await
             }
-            None => Ok(()),
+            (None, Some(id)) => {
+                tracing::info!(group = self.id, node = id, "a voter steps down to learner");
+                self.raft
+                    .change_membership(ChangeMembers::RemoveVoters([id].into()), true)
+                    .await?;
+                Ok(())
+            }
+            (None, None) => Ok(()),
         }
     }
 

@@ -56,6 +56,8 @@ pub struct SmState {
     pub topics: Topics,
     /// Nodes no leadership should go to (kept by the metadata group).
     pub drained: BTreeSet<u64>,
+    /// Nodes leaving the cluster, which data groups move their voters off.
+    pub retiring: BTreeSet<u64>,
 }
 
 /// The encoded body of a snapshot.
@@ -65,6 +67,7 @@ struct SnapshotBody {
     queues: Queues,
     topics: Topics,
     drained: BTreeSet<u64>,
+    retiring: BTreeSet<u64>,
 }
 
 /// The same, borrowed from the state, for encoding without a copy.
@@ -74,6 +77,7 @@ struct SnapshotBodyRef<'a> {
     queues: &'a Queues,
     topics: &'a Topics,
     drained: &'a BTreeSet<u64>,
+    retiring: &'a BTreeSet<u64>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -204,6 +208,7 @@ impl StateMachine {
                 queues: &state.queues,
                 topics: &state.topics,
                 drained: &state.drained,
+                retiring: &state.retiring,
             },
             &mut data,
         )
@@ -278,12 +283,26 @@ impl StateMachine {
     }
 }
 
+/// The metadata group's marks on nodes.
+struct NodeMarks<'a> {
+    drained: &'a mut BTreeSet<u64>,
+    retiring: &'a mut BTreeSet<u64>,
+}
+
+fn mark(set: &mut BTreeSet<u64>, node: u64, on: bool) {
+    if on {
+        set.insert(node);
+    } else {
+        set.remove(&node);
+    }
+}
+
 /// Applies one command at `now` (the entry's time) from the entry at `index`, whose sends
 /// number their messages from `first_slot`.
 fn execute(
     queues: &mut Queues,
     topics: &mut Topics,
-    drained: &mut BTreeSet<u64>,
+    nodes: &mut NodeMarks<'_>,
     now: u64,
     index: u64,
     first_slot: usize,
@@ -383,12 +402,12 @@ fn execute(
             queues.outbox.shipped(*upto);
             Ok(Response::Done)
         }
-        Command::SetDrained { node, drained: on } => {
-            if *on {
-                drained.insert(*node);
-            } else {
-                drained.remove(node);
-            }
+        Command::SetDrained { node, drained } => {
+            mark(nodes.drained, *node, *drained);
+            Ok(Response::Done)
+        }
+        Command::SetRetiring { node, retiring } => {
+            mark(nodes.retiring, *node, *retiring);
             Ok(Response::Done)
         }
     };
@@ -444,7 +463,10 @@ impl SmState {
                         let response = execute(
                             &mut self.queues,
                             &mut self.topics,
-                            &mut self.drained,
+                            &mut NodeMarks {
+                                drained: &mut self.drained,
+                                retiring: &mut self.retiring,
+                            },
                             self.clock_ms,
                             entry.log_id.index,
                             slot,
@@ -601,6 +623,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 queues: body.queues,
                 topics: body.topics,
                 drained: body.drained,
+                retiring: body.retiring,
             };
             state.queues.set_home(self.inner.home);
             Self::retain_floor(&state)

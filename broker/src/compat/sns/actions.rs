@@ -173,21 +173,20 @@ async fn delete_topic(ctx: &Ctx, p: &Params) -> Result<Option<String>, SnsError>
 
 async fn list_topics(ctx: &Ctx, p: &Params) -> Result<Option<String>, SnsError> {
     let after = p.get("NextToken").filter(|t| !t.is_empty());
-    let mut names: Vec<String> = Vec::new();
-    let mut more = false;
-    for group in ctx.node.caught_up_data_groups().await? {
-        let state = group.state.read();
-        let (page, group_more) = state.topics.list("", after, PAGE);
-        more |= group_more;
-        names.extend(page.into_iter().map(|t| t.name.clone()));
-    }
-    names.sort();
-    more |= names.len() > PAGE;
-    names.truncate(PAGE);
-    let page = &names;
+    let (page, more) = ctx
+        .node
+        .list_across(
+            PAGE,
+            |state, _| {
+                let (page, more) = state.topics.list("", after, PAGE);
+                (page.into_iter().map(|t| t.name.clone()).collect(), more)
+            },
+            String::as_str,
+        )
+        .await?;
     let mut xml = Writer::default();
     xml.open("Topics");
-    for name in page {
+    for name in &page {
         if ctx.allow_topic(name).is_ok() {
             xml.open("member")
                 .field("TopicArn", &topic_arn(ctx.region(), name))
