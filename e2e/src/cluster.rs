@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use sluice_client::Client;
 
-use crate::{Broker, BrokerOptions, node_ip, pick_subnet};
+use crate::{Broker, BrokerOptions, CLUSTER_DATA_GROUPS, node_ip, pick_subnet};
 
 /// Nodes of one cluster; node `id` is `nodes[id - 1]`.
 pub struct Cluster {
@@ -17,6 +17,7 @@ pub struct Cluster {
     pub subnet: [u8; 2],
     dir: PathBuf,
     size: u64,
+    data_groups: u32,
     /// iptables rules in place: (source, destination) pairs that are dropped.
     cuts: Vec<(String, String)>,
 }
@@ -29,10 +30,20 @@ impl Cluster {
 
     /// The same, with extra broker flags on every node.
     pub async fn start_with(dir: &std::path::Path, size: u64, extra: &[&str]) -> Result<Self> {
+        Self::start_grouped(dir, size, CLUSTER_DATA_GROUPS, extra).await
+    }
+
+    /// The same, with `data_groups` data groups instead of [`CLUSTER_DATA_GROUPS`].
+    pub async fn start_grouped(
+        dir: &std::path::Path,
+        size: u64,
+        data_groups: u32,
+        extra: &[&str],
+    ) -> Result<Self> {
         let subnet = pick_subnet();
         let mut nodes = Vec::new();
         for id in 1..=size {
-            let mut options = BrokerOptions::member(dir, subnet, id, size);
+            let mut options = BrokerOptions::member(dir, subnet, id, size, data_groups);
             options
                 .extra_args
                 .extend(extra.iter().map(|s| s.to_string()));
@@ -43,6 +54,7 @@ impl Cluster {
             subnet,
             dir: dir.to_path_buf(),
             size,
+            data_groups,
             cuts: Vec::new(),
         };
         cluster.wait_all_ready(Duration::from_secs(60)).await?;
@@ -52,7 +64,8 @@ impl Cluster {
     /// Starts one more node that is not among the first members: it waits to be added.
     pub fn launch_joiner(&mut self, extra: &[&str]) -> Result<u64> {
         let id = self.nodes.len() as u64 + 1;
-        let mut options = BrokerOptions::member(&self.dir, self.subnet, id, self.size);
+        let mut options =
+            BrokerOptions::member(&self.dir, self.subnet, id, self.size, self.data_groups);
         options
             .extra_args
             .extend(extra.iter().map(|s| s.to_string()));

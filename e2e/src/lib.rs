@@ -144,8 +144,8 @@ pub const CLUSTER_DATA_GROUPS: u32 = 3;
 
 impl BrokerOptions {
     /// Node `id` of a cluster in `subnet` whose first members are `1..=size`, with
-    /// [`CLUSTER_DATA_GROUPS`] data groups.
-    pub fn member(dir: &Path, subnet: [u8; 2], id: u64, size: u64) -> Self {
+    /// `data_groups` data groups.
+    pub fn member(dir: &Path, subnet: [u8; 2], id: u64, size: u64, data_groups: u32) -> Self {
         let members: Vec<String> = (1..=size)
             .map(|n| format!("{n}={}:{CLUSTER_PEER_PORT}", node_ip(subnet, n)))
             .collect();
@@ -159,7 +159,7 @@ impl BrokerOptions {
                 "--initial-members".into(),
                 members.join(","),
                 "--data-groups".into(),
-                CLUSTER_DATA_GROUPS.to_string(),
+                data_groups.to_string(),
             ],
             env: Vec::new(),
         }

@@ -70,6 +70,9 @@ struct Args {
     /// Queues the `idle` workload creates.
     #[arg(long, default_value_t = 10_000)]
     queues: usize,
+    /// Data groups of a three-replica cluster (0: the metadata group holds the queues).
+    #[arg(long, default_value_t = sluice_e2e::CLUSTER_DATA_GROUPS)]
+    data_groups: u32,
     /// Leader kills of the `failover` workload.
     #[arg(long, default_value_t = 5)]
     kills: usize,
@@ -173,7 +176,7 @@ async fn compare(
                     r?
                 }
                 None => {
-                    let cluster = Cluster::start(scratch, 3).await?;
+                    let cluster = Cluster::start_grouped(scratch, 3, args.data_groups, &[]).await?;
                     let pids: Vec<u32> = cluster.nodes.iter().filter_map(Broker::pid).collect();
                     let r = run_sluice(&config, Target::Cluster(&cluster), &pids).await;
                     drop(cluster);
@@ -399,7 +402,7 @@ async fn idle(args: &Args, dir: &std::path::Path) -> Result<()> {
         let pids: Vec<u32> = broker.pid().into_iter().collect();
         run_idle(&config, &broker.client, &pids, args.queues).await?
     } else {
-        let cluster = Cluster::start(dir, 3).await?;
+        let cluster = Cluster::start_grouped(dir, 3, args.data_groups, &[]).await?;
         let leader = cluster.leader(Duration::from_secs(30)).await?;
         let pids: Vec<u32> = cluster.nodes.iter().filter_map(Broker::pid).collect();
         run_idle(&config, &cluster.client(leader), &pids, args.queues).await?
@@ -498,7 +501,8 @@ async fn fanout(args: &Args, dir: &std::path::Path) -> Result<Vec<FanoutResult>>
                     let pids: Vec<u32> = broker.pid().into_iter().collect();
                     run(Target::Node(&broker.client), pids).await?
                 } else {
-                    let cluster = Cluster::start(&run_dir, 3).await?;
+                    let cluster =
+                        Cluster::start_grouped(&run_dir, 3, args.data_groups, &[]).await?;
                     let pids: Vec<u32> = cluster.nodes.iter().filter_map(Broker::pid).collect();
                     run(Target::Cluster(&cluster), pids).await?
                 };
@@ -548,7 +552,7 @@ async fn fanout(args: &Args, dir: &std::path::Path) -> Result<Vec<FanoutResult>>
 /// cluster is SIGKILLed; the time until the next send succeeds through another node is
 /// the failover time. The killed node is restarted before the next round.
 async fn failover(args: &Args, dir: &std::path::Path) -> Result<()> {
-    let mut cluster = Cluster::start(dir, 3).await?;
+    let mut cluster = Cluster::start_grouped(dir, 3, args.data_groups, &[]).await?;
     let client = cluster.client(1);
     client
         .put_queue("failover", &sluice_client::QueueAttributesUpdate::default())
