@@ -89,8 +89,22 @@ pub async fn add(
         .add_member(id, request.peer_address)
         .await
         .map_err(membership_error)?;
+    // Each data group takes it as a voter where the placement wants it to vote (so a
+    // drain right after can hand leaderships to it), elsewhere as a learner.
+    let candidates: Vec<u64> = {
+        let (meta, _) = node.meta().status();
+        let retiring = node.meta().state.read().retiring.clone();
+        meta.voters
+            .into_iter()
+            .filter(|v| !retiring.contains(v))
+            .collect()
+    };
     wait_for_groups(&node, |g| {
-        g.voters.contains(&id) || g.learners.contains(&id)
+        if g.id == 0 || crate::placement::group_voters(g.id, &candidates).contains(&id) {
+            g.voters.contains(&id)
+        } else {
+            g.learners.contains(&id)
+        }
     })
     .await;
     Ok(Json(status(&node)))
