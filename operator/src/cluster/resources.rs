@@ -123,7 +123,7 @@ pub fn service_account(cluster: &SluiceCluster) -> ServiceAccount {
 }
 
 /// Data groups of a cluster whose spec names none.
-pub const DEFAULT_DATA_GROUPS: u32 = 3;
+pub const DEFAULT_DATA_GROUPS: u32 = 0;
 
 /// The broker's configuration as environment variables: the fixed ones, then the
 /// user's `spec.env`. `bootstrap_peer` is node 1's stable peer address: node 1 starts
@@ -570,7 +570,7 @@ mod tests {
             .insert("SLUICE_SMTP_SERVER".into(), "mail:25".into());
         let data = config_map(&c, "10.96.0.10:7070").data.expect("data");
         assert_eq!(data["SLUICE_INITIAL_MEMBERS"], "1=10.96.0.10:7070");
-        assert_eq!(data["SLUICE_DATA_GROUPS"], "3");
+        assert_eq!(data["SLUICE_DATA_GROUPS"], "0");
         assert_eq!(data["SLUICE_LISTEN"], "0.0.0.0:8080");
         assert_eq!(data["SLUICE_SMTP_SERVER"], "mail:25");
     }
