@@ -4,6 +4,7 @@
 //! API under `/api`) and relays the answer. A forwarded request is marked, so it is never
 //! forwarded twice.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -98,42 +99,73 @@ async fn named_entity(request: Request) -> Result<(Request, Option<String>), Res
     Ok((Request::from_parts(parts, Body::from(body)), name))
 }
 
+/// The naming parameters of an SQS JSON request, in the order of `aws_name`'s keys.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct JsonNames<'a> {
+    #[serde(borrow, default)]
+    queue_url: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    queue_name: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    topic_arn: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    subscription_arn: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    target_arn: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    resource_arn: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    name: Option<Cow<'a, str>>,
+}
+
 /// The queue or topic named by SQS or SNS parameters (a JSON object or a form).
 fn aws_name(params: &[u8], json: bool) -> Option<String> {
-    const KEYS: [&str; 5] = [
+    /// In order of preference.
+    const KEYS: [&str; 7] = [
         "QueueUrl",
         "QueueName",
         "TopicArn",
         "SubscriptionArn",
+        "TargetArn",
+        "ResourceArn",
         "Name",
     ];
-    let value = |key: &str, value: &str| -> Option<String> {
+    let name = |key: &str, value: &str| -> Option<String> {
         match key {
-            "QueueUrl" => value
-                .trim_end_matches('/')
-                .rsplit('/')
-                .next()
-                .map(str::to_string),
+            "QueueUrl" => value.trim_end_matches('/').rsplit('/').next(),
             // arn:aws:sns:region:account:topic[:subscription]
-            "TopicArn" | "SubscriptionArn" | "TargetArn" | "ResourceArn" => {
-                value.split(':').nth(5).map(str::to_string)
-            }
-            _ => Some(value.to_string()),
+            "TopicArn" | "SubscriptionArn" | "TargetArn" | "ResourceArn" => value.split(':').nth(5),
+            _ => Some(value),
         }
         .filter(|name| !name.is_empty())
+        .map(str::to_string)
     };
-    if json {
-        let object: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_slice(params).ok()?;
-        return KEYS
-            .iter()
-            .find_map(|key| value(key, object.get(*key)?.as_str()?));
-    }
-    let pairs: Vec<(String, String)> = form_urlencoded::parse(params).into_owned().collect();
-    KEYS.iter().find_map(|key| {
-        let (_, v) = pairs.iter().find(|(k, _)| k == key)?;
-        value(key, v)
-    })
+    // Only the naming parameters are kept: message bodies in the same request are
+    // skipped, not copied.
+    let found: [Option<Cow<'_, str>>; KEYS.len()] = if json {
+        let n: JsonNames<'_> = serde_json::from_slice(params).ok()?;
+        [
+            n.queue_url,
+            n.queue_name,
+            n.topic_arn,
+            n.subscription_arn,
+            n.target_arn,
+            n.resource_arn,
+            n.name,
+        ]
+    } else {
+        let mut found: [Option<Cow<'_, str>>; KEYS.len()] = Default::default();
+        for (key, value) in form_urlencoded::parse(params) {
+            if let Some(i) = KEYS.iter().position(|k| *k == key) {
+                found[i].get_or_insert(value);
+            }
+        }
+        found
+    };
+    KEYS.iter()
+        .zip(&found)
+        .find_map(|(key, value)| name(key, value.as_deref()?))
 }
 
 /// Sends `request` to the client API of the node at `peer_addr` and returns its answer.
