@@ -39,6 +39,12 @@ const OUTBOX_BATCH: usize = 512;
 const REMOTE_PROPOSE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a read waits for this node's replica to catch up with the leader.
 const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a request waits for a group without a leader to elect one before it is
+/// refused: longer than an election (0.5-1 s) after the heartbeats stop, within the
+/// failover target.
+pub const LEADER_WAIT: Duration = Duration::from_secs(3);
+/// Between proposals a leader refuses while its lease is young or it hands over.
+const LEADER_RETRY_PAUSE: Duration = Duration::from_millis(10);
 
 /// One broker process.
 pub struct Node {
@@ -156,6 +162,25 @@ impl Node {
 
     /// Replicates a command in group `group`.
     pub async fn propose_to(&self, group: u32, command: Command) -> Result<Response, ApiError> {
+        self.propose_in(group, command, true).await
+    }
+
+    /// Replicates a command another node sent here because this node leads `group`; it
+    /// is not sent on again when leadership has just moved (that node asks again).
+    pub async fn propose_for_peer(
+        &self,
+        group: u32,
+        command: Command,
+    ) -> Result<Response, ApiError> {
+        self.propose_in(group, command, false).await
+    }
+
+    async fn propose_in(
+        &self,
+        group: u32,
+        command: Command,
+        reroute: bool,
+    ) -> Result<Response, ApiError> {
         if self.is_shutting_down() {
             return Err(ApiError::new(
                 ErrorCode::Unavailable,
@@ -168,7 +193,8 @@ impl Node {
                 format!("group {group} is not on this node"),
             ));
         };
-        if command.entity().is_none()
+        if reroute
+            && command.entity().is_none()
             && !target.is_leader()
             && let Some((_, leader)) = target.leader()
         {
@@ -176,6 +202,7 @@ impl Node {
         }
         let kind = command.kind();
         let started = std::time::Instant::now();
+        let retry = reroute.then(|| command.clone());
         let result = target.propose(command).await;
         let elapsed = started.elapsed();
         self.metrics
@@ -190,10 +217,52 @@ impl Node {
                 "slow proposal"
             );
         }
-        match result {
-            Ok(Response::Failed(error)) => Err(error),
-            Ok(response) => Ok(response),
-            Err(e) => Err(propose_error(e)),
+        match (result, retry) {
+            (Err(ProposeError::NotLeader { .. }), Some(command)) => {
+                self.propose_after_election(target, command).await
+            }
+            (Ok(Response::Failed(error)), _) => Err(error),
+            (Ok(response), _) => Ok(response),
+            (Err(e), _) => Err(propose_error(e)),
+        }
+    }
+
+    /// A command this node was refused as leader before it reached the log, so it may go
+    /// once more: a new leader takes writes only once a quorum has acknowledged it (its
+    /// lease), one handing leadership over takes none. So it is asked again here while
+    /// this node counts itself leader, else the new leader takes it and this replica
+    /// catches up with its answer before the handler reads its own state.
+    async fn propose_after_election(
+        &self,
+        target: &Group,
+        command: Command,
+    ) -> Result<Response, ApiError> {
+        let deadline = tokio::time::Instant::now() + LEADER_WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match target.wait_for_leader(None, left).await {
+                Some((id, _)) if id == self.node_id => {
+                    match target.propose(command.clone()).await {
+                        Err(ProposeError::NotLeader { .. })
+                            if tokio::time::Instant::now() < deadline =>
+                        {
+                            tokio::time::sleep(LEADER_RETRY_PAUSE).await;
+                        }
+                        Ok(Response::Failed(error)) => return Err(error),
+                        Ok(response) => return Ok(response),
+                        Err(e) => return Err(propose_error(e)),
+                    }
+                }
+                Some((_, leader)) => {
+                    let response = self.propose_remotely(&leader, target.id, &command).await?;
+                    if let Err(e) = self.caught_up(target.id).await {
+                        // Done all the same: the handler may read an older state of its own.
+                        tracing::debug!(error = %e.message, group = target.id, "catching up after a handoff");
+                    }
+                    return Ok(response);
+                }
+                None => return Err(propose_error(ProposeError::NotLeader { leader: None })),
+            }
         }
     }
 

@@ -178,10 +178,10 @@ async fn applied(State(node): State<Arc<Node>>, Path(group): Path<u32>) -> Respo
     }
 }
 
-/// `POST /groups/{group}/propose`: a group's own command (a transfer of messages from
-/// another group's outbox, a drain mark; never one that names a queue or topic, whose
-/// requests reach the leader whole), postcard-encoded, proposed here when this node
-/// leads the group. Answers the postcard-encoded `Result<Response, ApiError>`.
+/// `POST /groups/{group}/propose`: a command proposed here because this node leads the
+/// group (a transfer from another group's outbox, a drain mark, or a request's command
+/// that its node was refused when leadership moved under it), postcard-encoded.
+/// Answers the postcard-encoded `Result<Response, ApiError>`.
 async fn propose(State(node): State<Arc<Node>>, Path(group): Path<u32>, body: Bytes) -> Response {
     let command: Command = match postcard::from_bytes(&body) {
         Ok(c) => c,
@@ -190,16 +190,6 @@ async fn propose(State(node): State<Arc<Node>>, Path(group): Path<u32>, body: By
                 .into_response();
         }
     };
-    if command.entity().is_some() {
-        return Refusal(
-            StatusCode::BAD_REQUEST,
-            format!(
-                "{} names a queue or topic: send the request itself",
-                command.kind()
-            ),
-        )
-        .into_response();
-    }
     if !node.group(group).is_some_and(|g| g.is_leader()) {
         return Refusal(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -207,7 +197,7 @@ async fn propose(State(node): State<Arc<Node>>, Path(group): Path<u32>, body: By
         )
         .into_response();
     }
-    let answer = node.propose_to(group, command).await;
+    let answer = node.propose_for_peer(group, command).await;
     match postcard::to_allocvec(&answer) {
         Ok(bytes) => bytes.into_response(),
         Err(e) => {

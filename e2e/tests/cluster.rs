@@ -167,3 +167,45 @@ async fn a_node_joins_from_a_snapshot_and_serves_old_messages_after_the_others_l
         }
     }
 }
+
+/// A client that does not retry, sending through a follower just after the leader of the
+/// queue's group was SIGKILLed: the follower holds the request through the election and
+/// relays it to the new leader, so the one attempt succeeds and is stored once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_holds_a_request_through_its_leaders_failover() {
+    let dir = test_dir("cluster-failover-relay").expect("dir");
+    let mut cluster = Cluster::start(dir.path(), 3).await.expect("cluster");
+    cluster
+        .client(1)
+        .put_queue("orders", &QueueAttributesUpdate::default())
+        .await
+        .expect("create");
+    let leader = cluster
+        .leader_of_queue("orders", Duration::from_secs(10))
+        .await
+        .expect("leader of the queue's group");
+    let follower = (1..=3).find(|id| *id != leader).expect("a follower");
+    let once = cluster.client(follower).retry_for(Duration::ZERO);
+
+    cluster.node_mut(leader).kill9().expect("kill the leader");
+    let started = std::time::Instant::now();
+    let sent = once
+        .send("orders", &SendMessage::text("across the failover"))
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "one attempt through the follower failed after {:?}: {e}\n{}",
+                started.elapsed(),
+                cluster.log_tails()
+            )
+        });
+    println!(
+        "send through node {follower} answered {:?} after node {leader} was killed",
+        started.elapsed()
+    );
+
+    let got = once.receive("orders", &receive(10)).await.expect("receive");
+    assert_eq!(got.len(), 1, "stored once: {got:?}");
+    assert_eq!(got[0].id, sent.id);
+    assert_eq!(got[0].body.as_deref(), Some("across the failover"));
+}

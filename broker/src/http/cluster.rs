@@ -139,7 +139,8 @@ pub async fn remove(
             &axum::http::HeaderMap::new(),
             bytes::Bytes::new(),
         )
-        .await;
+        .await
+        .unwrap_or_else(axum::response::Response::from);
         return Ok(answer);
     }
     let (meta, _) = node.meta().status();

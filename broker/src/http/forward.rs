@@ -17,7 +17,7 @@ use sluice_client::ErrorCode;
 
 use super::BODY_LIMIT;
 use super::error::HttpError;
-use crate::node::Node;
+use crate::node::{LEADER_WAIT, Node};
 
 /// Marks a request another node forwarded (its value: that node's id).
 pub const FORWARDED_BY: HeaderName = HeaderName::from_static("x-sluice-forwarded-by");
@@ -47,16 +47,65 @@ pub async fn forward(State(node): State<Arc<Node>>, request: Request, next: Next
         Some(name) => node.group_of(name),
         None => node.meta(),
     };
+    if group.leader().is_none() {
+        // An election (a failover or a leadership handoff) is under way: hold the request
+        // until it ends rather than fail it.
+        group.wait_for_leader(None, LEADER_WAIT).await;
+    }
     if group.is_leader() {
         return next.run(request).await;
     }
-    match group.leader() {
-        Some((_, peer_addr)) => relay(&node, &peer_addr, request).await,
-        None => HttpError::new(
+    let Some(leader) = group.leader() else {
+        return HttpError::new(
             ErrorCode::Unavailable,
             "no leader yet (an election is under way); retry shortly",
         )
-        .into_response(),
+        .into_response();
+    };
+    let (parts, body) = request.into_parts();
+    let body = match axum::body::to_bytes(body, BODY_LIMIT).await {
+        Ok(b) => b,
+        Err(e) => {
+            return HttpError::invalid(format!("could not read the request body: {e}"))
+                .into_response();
+        }
+    };
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let (method, headers) = (&parts.method, &parts.headers);
+    match send(
+        &node,
+        &leader.1,
+        method.clone(),
+        path,
+        headers,
+        body.clone(),
+    )
+    .await
+    {
+        // The leader could not be reached, so it never saw the request: once another node
+        // leads (this one, possibly: its peer port serves it), the request goes there.
+        Err(Unreached) => match group.wait_for_leader(Some(leader.0), LEADER_WAIT).await {
+            Some((_, next_leader)) => {
+                send(&node, &next_leader, method.clone(), path, headers, body)
+                    .await
+                    .unwrap_or_else(Response::from)
+            }
+            None => Unreached.into(),
+        },
+        Ok(answer) => answer,
+    }
+}
+
+/// The node a request was forwarded to could not be reached: it never received it.
+pub struct Unreached;
+
+impl From<Unreached> for Response {
+    fn from(_: Unreached) -> Response {
+        HttpError::new(
+            ErrorCode::Unavailable,
+            "the leader did not answer (it may be failing over); retry shortly",
+        )
+        .into_response()
     }
 }
 
@@ -168,25 +217,8 @@ fn aws_name(params: &[u8], json: bool) -> Option<String> {
         .find_map(|(key, value)| name(key, value.as_deref()?))
 }
 
-/// Sends `request` to the client API of the node at `peer_addr` and returns its answer.
-pub async fn relay(node: &Node, peer_addr: &str, request: Request) -> Response {
-    let (parts, body) = request.into_parts();
-    let path = parts
-        .uri
-        .path_and_query()
-        .map(|p| p.as_str())
-        .unwrap_or("/");
-    let body = match axum::body::to_bytes(body, BODY_LIMIT).await {
-        Ok(b) => b,
-        Err(e) => {
-            return HttpError::invalid(format!("could not read the request body: {e}"))
-                .into_response();
-        }
-    };
-    send(node, peer_addr, parts.method, path, &parts.headers, body).await
-}
-
-/// Sends one request to another node's client API (under its peer port's `/api`).
+/// Sends one request to another node's client API (under its peer port's `/api`) and
+/// answers what it answered; `Unreached` when no connection to it could be made.
 pub async fn send(
     node: &Node,
     peer_addr: &str,
@@ -194,7 +226,7 @@ pub async fn send(
     path_and_query: &str,
     headers: &HeaderMap,
     body: bytes::Bytes,
-) -> Response {
+) -> Result<Response, Unreached> {
     // The leader serves the client API under `/api`; SQS requests go to `/`.
     let path_and_query = path_and_query.strip_prefix("/?").map_or(
         if path_and_query == "/" {
@@ -240,13 +272,17 @@ pub async fn send(
     }
     let answer = match out.send().await {
         Ok(a) => a,
+        Err(e) if e.is_connect() => {
+            tracing::debug!(error = %e, leader = peer_addr, "could not reach the leader");
+            return Err(Unreached);
+        }
         Err(e) => {
             tracing::debug!(error = %e, leader = peer_addr, "forwarding failed");
-            return HttpError::new(
+            return Ok(HttpError::new(
                 ErrorCode::Unavailable,
-                "the leader did not answer (it may be failing over); retry shortly",
+                "the leader did not answer (it may be failing over); its outcome is unknown, retry",
             )
-            .into_response();
+            .into_response());
         }
     };
     let status = StatusCode::from_u16(answer.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
@@ -267,14 +303,14 @@ pub async fn send(
             response_headers.insert(name, value);
         }
     }
-    match answer.bytes().await {
+    Ok(match answer.bytes().await {
         Ok(bytes) => (status, response_headers, Body::from(bytes)).into_response(),
         Err(_) => HttpError::new(
             ErrorCode::Unavailable,
             "the leader's answer was cut off; its outcome is unknown, retry",
         )
         .into_response(),
-    }
+    })
 }
 
 #[cfg(test)]

@@ -207,7 +207,9 @@ impl Session {
             cursor: commit.commit.clone(),
         })
         .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
-        let answer = forward::send(node, &leader, Method::PUT, &path, &headers, body.into()).await;
+        let answer = forward::send(node, &leader, Method::PUT, &path, &headers, body.into())
+            .await
+            .unwrap_or_else(axum::response::Response::from);
         if answer.status().is_success() {
             return Ok(commit.commit);
         }

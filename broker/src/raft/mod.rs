@@ -102,6 +102,9 @@ pub enum ProposeError {
 /// Entries a member may be behind and still count as caught up: to become a voter, or to
 /// be handed leadership.
 const CAUGHT_UP_LAG: u64 = 256;
+/// A node that acknowledged a heartbeat this recently counts as alive (heartbeats go
+/// every 150 ms).
+const ALIVE_WITHIN: Duration = Duration::from_millis(600);
 
 /// Where and how a group keeps its data.
 #[derive(Debug, Clone)]
@@ -282,13 +285,24 @@ impl Group {
         (!voters.is_empty()).then(|| voters[self.id as usize % voters.len()])
     }
 
-    /// If this node leads and `target` is caught up, hands leadership to it. True when a handover was started.
+    /// If this node leads and `target` is alive (it acknowledged a heartbeat lately) and
+    /// caught up, hands leadership to it. True when a handover was started. A handover
+    /// stops this leader taking writes until the target wins, so one to a dead node would
+    /// leave the group without a leader for an election timeout.
     pub async fn offer_leadership(&self, target: NodeId) -> bool {
         use openraft::async_runtime::WatchReceiver;
+        use openraft::rt::Instant;
         let caught_up = {
             let metrics = self.raft.metrics();
             let m = metrics.borrow_watched();
+            let alive = m.heartbeat.as_ref().is_some_and(|acked| {
+                acked
+                    .get(&target)
+                    .and_then(|at| at.as_ref())
+                    .is_some_and(|at| at.elapsed() < ALIVE_WITHIN)
+            });
             m.current_leader == Some(self.node_id)
+                && alive
                 && m.replication.as_ref().is_some_and(|progress| {
                     progress.get(&target).is_some_and(|matched| {
                         let held = matched.map(|l| l.index + 1).unwrap_or(0);
@@ -508,14 +522,22 @@ impl Group {
             .is_ok()
     }
 
-    /// Waits until the group has a leader, for at most `timeout`.
-    pub async fn wait_for_leader(&self, timeout: Duration) -> Result<(), ProposeError> {
-        self.raft
+    /// Waits, for at most `timeout`, until the group has a leader other than `except`
+    /// (a node that just failed to answer); that leader, if one came.
+    pub async fn wait_for_leader(
+        &self,
+        except: Option<NodeId>,
+        timeout: Duration,
+    ) -> Option<(NodeId, String)> {
+        let elected = self
+            .raft
             .wait(Some(timeout))
-            .metrics(|m| m.current_leader.is_some(), "a leader")
-            .await
-            .map(|_| ())
-            .map_err(|e| ProposeError::Stopped(e.to_string()))
+            .metrics(
+                |m| m.current_leader.is_some() && m.current_leader != except,
+                "a leader",
+            )
+            .await;
+        elected.ok().and_then(|_| self.leader())
     }
 
     /// Stops Raft and syncs the log.
