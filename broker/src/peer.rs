@@ -38,8 +38,30 @@ pub fn router(node: Arc<Node>) -> Router {
         // Requests other nodes forward to this one, when it leads.
         .nest(
             "/api",
-            crate::http::router(node).layer(axum::middleware::from_fn(mark_via_peer)),
+            crate::http::router(node.clone()).layer(axum::middleware::from_fn(mark_via_peer)),
         )
+        .fallback(unknown_route)
+        .layer(axum::middleware::map_response_with_state(node, served_by))
+}
+
+/// Signs every answer with this node's id (see `forward::SERVED_BY`).
+async fn served_by(State(node): State<Arc<Node>>, mut response: Response) -> Response {
+    response.headers_mut().insert(
+        crate::http::forward::SERVED_BY,
+        axum::http::HeaderValue::from(node.node_id),
+    );
+    response
+}
+
+/// A request for no route of the peer port: most likely a client that was given the
+/// peer port for the client port. Said in the body and the log, never an empty 404.
+async fn unknown_route(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    tracing::warn!(%method, %uri, "a request for no route of the peer port");
+    Refusal(
+        StatusCode::NOT_FOUND,
+        format!("{method} {uri} is not a route of the peer port; clients use the client port"),
+    )
+    .into_response()
 }
 
 /// Marks a request that came in on the peer port: what another node forwarded. A mark in

@@ -21,7 +21,7 @@ pub use types::*;
 
 /// A client of a Sluice cluster. Any node serves any request (it forwards to the leader
 /// it needs). Requests that fail for a passing reason (no leader yet, a node down, shed
-/// load) are retried, against the next node when several are known, for up to the
+/// load, an error answered by something other than a broker) are retried, against the next node when several are known, for up to the
 /// retry window; sends carry an idempotency key, so a retried send is stored once.
 #[derive(Clone, Debug)]
 pub struct Client {
@@ -180,6 +180,9 @@ impl Client {
             let passing = match &result {
                 Err(Error::Transport(_)) => true,
                 Err(Error::Api { error, .. }) => error.code.is_transient(),
+                // A broker's every error has an error body: an error status without one
+                // came from something between (a proxy, a Service not yet routed).
+                Err(Error::Decode { status, .. }) => *status >= 400,
                 _ => false,
             };
             if !passing || tokio::time::Instant::now() + backoff > deadline {
@@ -716,6 +719,63 @@ impl Client {
                 )));
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A server that answers the first `gateway` requests as a network gateway does for
+    /// an address nothing routes yet (an empty 404), then as a broker.
+    async fn flaky_route(gateway: usize) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("address");
+        tokio::spawn(async move {
+            for n in 0.. {
+                let Ok((mut socket, _)) = listener.accept().await else {
+                    return;
+                };
+                let mut request = [0u8; 4096];
+                let _ = socket.read(&mut request).await;
+                let answer = if n < gateway {
+                    "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                        .to_string()
+                } else {
+                    let body = r#"{"queues":[]}"#;
+                    format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                };
+                let _ = socket.write_all(answer.as_bytes()).await;
+            }
+        });
+        format!("http://{addr}")
+    }
+
+    #[tokio::test]
+    async fn an_error_without_a_broker_body_is_retried() {
+        let client = Client::new(&flaky_route(2).await).expect("client");
+        let list = client
+            .list_queues(&ListQueues::default())
+            .await
+            .expect("answered by the broker on the third attempt");
+        assert!(list.queues.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_gateway_error_that_persists_is_reported_after_the_retry_window() {
+        let client = Client::new(&flaky_route(usize::MAX).await)
+            .expect("client")
+            .retry_for(Duration::from_millis(200));
+        match client.list_queues(&ListQueues::default()).await {
+            Err(Error::Decode { status: 404, .. }) => {}
+            other => panic!("expected the gateway's 404 after the retry window: {other:?}"),
         }
     }
 }

@@ -178,6 +178,15 @@ impl KubeNode {
                 "--tail=40",
                 "--prefix",
             ],
+            vec![
+                "logs",
+                "-n",
+                namespace,
+                "-l",
+                "app.kubernetes.io/component=broker",
+                "--tail=60",
+                "--prefix",
+            ],
         ] {
             out.push_str(&format!("$ kubectl {}\n", args.join(" ")));
             match self.kubectl(&args) {

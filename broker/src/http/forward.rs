@@ -23,6 +23,12 @@ use crate::node::{LEADER_WAIT, Node};
 pub const FORWARDED_BY: HeaderName = HeaderName::from_static("x-sluice-forwarded-by");
 /// Longer than the longest long poll.
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(45);
+/// Between attempts to reach a leader that did not answer.
+const RESEND_PAUSE: Duration = Duration::from_millis(50);
+/// On every answer of a broker's peer port: an answer without it came from something
+/// else at that address (on Kubernetes, a Service's address before kube-proxy routes it
+/// reaches whatever the default route leads to).
+pub const SERVED_BY: HeaderName = HeaderName::from_static("x-sluice-node");
 
 /// Requests every node answers itself: health, the console's files, and WebSocket
 /// streams (served from the node's own replica of the timeline).
@@ -55,13 +61,13 @@ pub async fn forward(State(node): State<Arc<Node>>, request: Request, next: Next
     if group.is_leader() {
         return next.run(request).await;
     }
-    let Some(leader) = group.leader() else {
+    if group.leader().is_none() {
         return HttpError::new(
             ErrorCode::Unavailable,
             "no leader yet (an election is under way); retry shortly",
         )
         .into_response();
-    };
+    }
     let (parts, body) = request.into_parts();
     let body = match axum::body::to_bytes(body, BODY_LIMIT).await {
         Ok(b) => b,
@@ -71,32 +77,35 @@ pub async fn forward(State(node): State<Arc<Node>>, request: Request, next: Next
         }
     };
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    let (method, headers) = (&parts.method, &parts.headers);
-    match send(
-        &node,
-        &leader.1,
-        method.clone(),
-        path,
-        headers,
-        body.clone(),
-    )
-    .await
-    {
-        // The leader could not be reached, so it never saw the request: once another node
-        // leads (this one, possibly: its peer port serves it), the request goes there.
-        Err(Unreached) => match group.wait_for_leader(Some(leader.0), LEADER_WAIT).await {
-            Some((_, next_leader)) => {
-                send(&node, &next_leader, method.clone(), path, headers, body)
-                    .await
-                    .unwrap_or_else(Response::from)
+    // A leader that cannot be reached never saw the request, so it is sent again (to a new
+    // leader once one is elected, to this node's own peer port if it leads now) until
+    // one answers or the wait for a leader runs out.
+    let deadline = tokio::time::Instant::now() + LEADER_WAIT;
+    loop {
+        let Some((_, leader)) = group.leader() else {
+            return Unreached.into();
+        };
+        let sent = send(
+            &node,
+            &leader,
+            parts.method.clone(),
+            path,
+            &parts.headers,
+            body.clone(),
+        )
+        .await;
+        match sent {
+            Ok(answer) => return answer,
+            Err(Unreached) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(RESEND_PAUSE).await;
             }
-            None => Unreached.into(),
-        },
-        Ok(answer) => answer,
+            Err(Unreached) => return Unreached.into(),
+        }
     }
 }
 
-/// The node a request was forwarded to could not be reached: it never received it.
+/// The node a request was forwarded to could not be reached (or something else answered
+/// at its address): it never received the request.
 pub struct Unreached;
 
 impl From<Unreached> for Response {
@@ -285,6 +294,14 @@ pub async fn send(
             .into_response());
         }
     };
+    if !answer.headers().contains_key(SERVED_BY.as_str()) {
+        tracing::warn!(
+            leader = peer_addr,
+            status = answer.status().as_u16(),
+            "the leader's address answered, but not as a Sluice broker"
+        );
+        return Err(Unreached);
+    }
     let status = StatusCode::from_u16(answer.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
     let mut response_headers = HeaderMap::new();
     let protocol_headers = [
