@@ -1,9 +1,9 @@
 //! The operator proven on a real Kubernetes node (`e2e/k8s/`): the chart installs the
 //! CRDs, the RBAC and two operator replicas in pods; a SluiceCluster becomes three broker
-//! pods forming one Raft cluster from the project's own images; Queue, Topic and
-//! Subscription resources become broker state used from a client pod; then, under a
-//! send/receive/ack load checked by the checker, the cluster is scaled 3→5→3, rolled to
-//! a new image tag and has a broker pod deleted. Deletion policies, drift repair,
+//! pods forming one Raft cluster (a metadata group and three data groups) from the
+//! project's own images; Queue, Topic and Subscription resources become broker state
+//! used from a client pod; then, under a send/receive/ack load checked by the checker,
+//! the cluster is scaled 3→5→3, rolled to a new image tag and has a broker pod deleted. Deletion policies, drift repair,
 //! pausing and the API server's refusal of bad specs are checked on the way. It prints
 //! a table of the day-2 operations.
 //!
@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 use serde_json::Value;
 use sluice_client::Client;
 use sluice_e2e::checker::{Checker, Verdict};
@@ -316,6 +316,12 @@ async fn scenario(node: &KubeNode) -> Result<()> {
     ));
     let url = format!("http://{}:8080", node.service_ip(NS, "demo-broker")?);
     let client = Client::new(&url)?.retry_for(Duration::from_secs(60));
+    // A new cluster gets three data groups, each on three voters.
+    let status = client.cluster().await?;
+    ensure!(
+        status.groups.len() == 4 && status.groups.iter().all(|g| g.voters.len() == 3),
+        "the metadata group and three data groups, each on the three brokers: {status:?}"
+    );
 
     // Queue, Topic, Subscription; used from a pod.
     node.apply(NS, &queue_yaml("orders", "  visibilitySeconds: 60\n"))?;

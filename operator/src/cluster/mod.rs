@@ -147,13 +147,12 @@ async fn reconcile_inner(
             detail: "the Service of pod 0 has no cluster IP yet".into(),
         });
     };
-    let config = resources::config_map(cluster, &bootstrap);
+    let config_maps = Api::<ConfigMap>::namespaced(kube.clone(), &namespace);
+    let made_with = config_maps.get_opt(&names.config_map()).await?;
+    let data_groups = resources::data_groups(cluster, made_with.as_ref());
+    let config = resources::config_map(cluster, &bootstrap, data_groups);
     let hash = resources::config_hash(&config);
-    apply(
-        &Api::<ConfigMap>::namespaced(kube.clone(), &namespace),
-        &config,
-    )
-    .await?;
+    apply(&config_maps, &config).await?;
 
     // What the pods and the brokers say.
     let pod_list = pods

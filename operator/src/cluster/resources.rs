@@ -122,14 +122,33 @@ pub fn service_account(cluster: &SluiceCluster) -> ServiceAccount {
     }
 }
 
-/// Data groups of a cluster whose spec names none.
-pub const DEFAULT_DATA_GROUPS: u32 = 0;
+/// Data groups of a new cluster whose spec names none.
+pub const DEFAULT_DATA_GROUPS: u32 = 3;
+
+/// The data groups the brokers of `cluster` run with: the spec's, else what the cluster
+/// was made with (its ConfigMap, `existing`, says; a broker refuses a data directory
+/// made with another number, so a change of the default must not reach a running
+/// cluster), else the default.
+pub fn data_groups(cluster: &SluiceCluster, existing: Option<&ConfigMap>) -> u32 {
+    cluster
+        .spec
+        .data_groups
+        .or_else(|| {
+            existing
+                .and_then(|c| c.data.as_ref())
+                .and_then(|d| d.get(DATA_GROUPS_KEY))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(DEFAULT_DATA_GROUPS)
+}
+
+const DATA_GROUPS_KEY: &str = "SLUICE_DATA_GROUPS";
 
 /// The broker's configuration as environment variables: the fixed ones, then the
 /// user's `spec.env`. `bootstrap_peer` is node 1's stable peer address: node 1 starts
 /// the cluster alone on an empty volume, every other node waits for the operator to
 /// add it.
-pub fn config_map(cluster: &SluiceCluster, bootstrap_peer: &str) -> ConfigMap {
+pub fn config_map(cluster: &SluiceCluster, bootstrap_peer: &str, data_groups: u32) -> ConfigMap {
     let mut data: BTreeMap<String, String> = cluster.spec.env.clone();
     data.insert("SLUICE_LISTEN".into(), format!("0.0.0.0:{CLIENT_PORT}"));
     data.insert("SLUICE_PEER_LISTEN".into(), format!("0.0.0.0:{PEER_PORT}"));
@@ -138,14 +157,7 @@ pub fn config_map(cluster: &SluiceCluster, bootstrap_peer: &str) -> ConfigMap {
         "SLUICE_INITIAL_MEMBERS".into(),
         format!("1={bootstrap_peer}"),
     );
-    data.insert(
-        "SLUICE_DATA_GROUPS".into(),
-        cluster
-            .spec
-            .data_groups
-            .unwrap_or(DEFAULT_DATA_GROUPS)
-            .to_string(),
-    );
+    data.insert(DATA_GROUPS_KEY.into(), data_groups.to_string());
     for (file, flag) in secret_files(cluster) {
         data.insert(flag.into(), file.path());
     }
@@ -513,7 +525,7 @@ mod tests {
         let c = cluster();
         let metas = [
             service_account(&c).metadata,
-            config_map(&c, "10.96.0.10:7070").metadata,
+            config_map(&c, "10.96.0.10:7070", 3).metadata,
             peer_service(&c).metadata,
             client_service(&c).metadata,
             pod_service(&c, 0).metadata,
@@ -568,22 +580,36 @@ mod tests {
         c.spec
             .env
             .insert("SLUICE_SMTP_SERVER".into(), "mail:25".into());
-        let data = config_map(&c, "10.96.0.10:7070").data.expect("data");
+        let data = config_map(&c, "10.96.0.10:7070", 3).data.expect("data");
         assert_eq!(data["SLUICE_INITIAL_MEMBERS"], "1=10.96.0.10:7070");
-        assert_eq!(data["SLUICE_DATA_GROUPS"], "0");
+        assert_eq!(data["SLUICE_DATA_GROUPS"], "3");
         assert_eq!(data["SLUICE_LISTEN"], "0.0.0.0:8080");
         assert_eq!(data["SLUICE_SMTP_SERVER"], "mail:25");
     }
 
     #[test]
+    fn a_cluster_keeps_the_data_groups_it_was_made_with() {
+        let mut c = cluster();
+        assert_eq!(data_groups(&c, None), DEFAULT_DATA_GROUPS, "a new cluster");
+        let made_before = config_map(&c, "10.96.0.10:7070", 0);
+        assert_eq!(
+            data_groups(&c, Some(&made_before)),
+            0,
+            "a cluster made when the default was 0 keeps 0"
+        );
+        c.spec.data_groups = Some(5);
+        assert_eq!(data_groups(&c, Some(&made_before)), 5, "the spec decides");
+    }
+
+    #[test]
     fn a_change_of_configuration_changes_the_hash() {
         let mut c = cluster();
-        let before = config_hash(&config_map(&c, "10.96.0.10:7070"));
-        assert_eq!(before, config_hash(&config_map(&c, "10.96.0.10:7070")));
+        let before = config_hash(&config_map(&c, "10.96.0.10:7070", 3));
+        assert_eq!(before, config_hash(&config_map(&c, "10.96.0.10:7070", 3)));
         c.spec
             .env
             .insert("SLUICE_SNAPSHOT_LOGS".into(), "1000".into());
-        assert_ne!(before, config_hash(&config_map(&c, "10.96.0.10:7070")));
+        assert_ne!(before, config_hash(&config_map(&c, "10.96.0.10:7070", 3)));
     }
 
     #[test]
@@ -661,7 +687,7 @@ mod tests {
             secret_name: "internal-ca".into(),
             key: Some("bundle.pem".into()),
         });
-        let env = config_map(&c, "10.0.0.1:7070").data.expect("data");
+        let env = config_map(&c, "10.0.0.1:7070", 3).data.expect("data");
         assert_eq!(
             env["SLUICE_ACCESS_KEYS"],
             "/etc/sluice/access-keys/keys.json"

@@ -49,8 +49,9 @@ pub struct SluiceClusterSpec {
     #[schemars(range(min = 1, max = 9))]
     pub replicas: i32,
     /// Raft groups that hold the queues and topics besides the metadata group, each with
-    /// its own leader, so several brokers take writes at once (default 0: everything in
-    /// the metadata group). Fixed when the cluster is made.
+    /// its own leader, so several brokers take writes at once (0: everything in the
+    /// metadata group). Fixed when the cluster is made; unset, a new cluster gets 3 and
+    /// one made before keeps what it was made with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 64))]
     #[x_kube(validation = Rule::new("self == oldSelf").message("dataGroups is fixed when the cluster is made"))]
