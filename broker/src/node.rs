@@ -35,14 +35,15 @@ const BALANCE_EVERY: Duration = Duration::from_secs(2);
 /// How often leaders look for outbox items to ship, and how many go at once.
 const OUTBOX_EVERY: Duration = Duration::from_millis(20);
 const OUTBOX_BATCH: usize = 512;
-/// How long a command proposed on another node's group may take.
-const REMOTE_PROPOSE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a command proposed on another node's group may take: longer than that
+/// node's own wait for the commit, so its answer, not our timeout, tells the outcome.
+const REMOTE_PROPOSE_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long a read waits for this node's replica to catch up with the leader.
 const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a request waits for a group without a leader to elect one before it is
-/// refused: longer than an election (0.5-1 s) after the heartbeats stop, within the
-/// failover target.
-pub const LEADER_WAIT: Duration = Duration::from_secs(3);
+/// refused: a failover takes 1.5-2 s here when quiet (heartbeats missed, then an
+/// election), more on a loaded machine.
+pub const LEADER_WAIT: Duration = Duration::from_secs(5);
 /// Between proposals a leader refuses while its lease is young or it hands over.
 const LEADER_RETRY_PAUSE: Duration = Duration::from_millis(10);
 
@@ -162,25 +163,39 @@ impl Node {
 
     /// Replicates a command in group `group`.
     pub async fn propose_to(&self, group: u32, command: Command) -> Result<Response, ApiError> {
-        self.propose_in(group, command, true).await
+        self.propose_in(group, command).await
     }
 
-    /// Replicates a command another node sent here because this node leads `group`; it
-    /// is not sent on again when leadership has just moved (that node asks again).
+    /// Replicates a command another node sent here because this node leads `group`.
+    /// `None` when it was not proposed because this node does not lead (any more, or
+    /// not yet: a new leader's lease is given a moment), so the sender may send it to
+    /// the new leader.
     pub async fn propose_for_peer(
         &self,
         group: u32,
         command: Command,
-    ) -> Result<Response, ApiError> {
-        self.propose_in(group, command, false).await
+    ) -> Option<Result<Response, ApiError>> {
+        let target = self.group(group)?;
+        let deadline = tokio::time::Instant::now() + LEADER_WAIT;
+        loop {
+            if self.is_shutting_down() || !target.is_leader() {
+                return None;
+            }
+            match target.propose(command.clone()).await {
+                Err(ProposeError::NotLeader { .. }) => {
+                    if tokio::time::Instant::now() >= deadline {
+                        return None;
+                    }
+                    tokio::time::sleep(LEADER_RETRY_PAUSE).await;
+                }
+                Ok(Response::Failed(error)) => return Some(Err(error)),
+                Ok(response) => return Some(Ok(response)),
+                Err(e) => return Some(Err(propose_error(e))),
+            }
+        }
     }
 
-    async fn propose_in(
-        &self,
-        group: u32,
-        command: Command,
-        reroute: bool,
-    ) -> Result<Response, ApiError> {
+    async fn propose_in(&self, group: u32, command: Command) -> Result<Response, ApiError> {
         if self.is_shutting_down() {
             return Err(ApiError::new(
                 ErrorCode::Unavailable,
@@ -193,16 +208,15 @@ impl Node {
                 format!("group {group} is not on this node"),
             ));
         };
-        if reroute
-            && command.entity().is_none()
+        if command.entity().is_none()
             && !target.is_leader()
             && let Some((_, leader)) = target.leader()
         {
-            return self.propose_remotely(&leader, group, &command).await;
+            return self.propose_remotely(&leader, group, &command).await.into();
         }
         let kind = command.kind();
         let started = std::time::Instant::now();
-        let retry = reroute.then(|| command.clone());
+        let retry = command.clone();
         let result = target.propose(command).await;
         let elapsed = started.elapsed();
         self.metrics
@@ -217,20 +231,18 @@ impl Node {
                 "slow proposal"
             );
         }
-        match (result, retry) {
-            (Err(ProposeError::NotLeader { .. }), Some(command)) => {
-                self.propose_after_election(target, command).await
-            }
-            (Ok(Response::Failed(error)), _) => Err(error),
-            (Ok(response), _) => Ok(response),
-            (Err(e), _) => Err(propose_error(e)),
+        match result {
+            Err(ProposeError::NotLeader { .. }) => self.propose_after_election(target, retry).await,
+            Ok(Response::Failed(error)) => Err(error),
+            Ok(response) => Ok(response),
+            Err(e) => Err(propose_error(e)),
         }
     }
 
     /// A command this node was refused as leader before it reached the log, so it may go
-    /// once more: a new leader takes writes only once a quorum has acknowledged it (its
+    /// again: a new leader takes writes only once a quorum has acknowledged it (its
     /// lease), one handing leadership over takes none. So it is asked again here while
-    /// this node counts itself leader, else the new leader takes it and this replica
+    /// this node counts itself leader; else the new leader takes it and this replica
     /// catches up with its answer before the handler reads its own state.
     async fn propose_after_election(
         &self,
@@ -238,31 +250,36 @@ impl Node {
         command: Command,
     ) -> Result<Response, ApiError> {
         let deadline = tokio::time::Instant::now() + LEADER_WAIT;
+        let not_leader = || propose_error(ProposeError::NotLeader { leader: None });
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let time_left = !left.is_zero();
             match target.wait_for_leader(None, left).await {
                 Some((id, _)) if id == self.node_id => {
                     match target.propose(command.clone()).await {
-                        Err(ProposeError::NotLeader { .. })
-                            if tokio::time::Instant::now() < deadline =>
-                        {
-                            tokio::time::sleep(LEADER_RETRY_PAUSE).await;
-                        }
+                        Err(ProposeError::NotLeader { .. }) if time_left => {}
                         Ok(Response::Failed(error)) => return Err(error),
                         Ok(response) => return Ok(response),
                         Err(e) => return Err(propose_error(e)),
                     }
                 }
                 Some((_, leader)) => {
-                    let response = self.propose_remotely(&leader, target.id, &command).await?;
-                    if let Err(e) = self.caught_up(target.id).await {
-                        // Done all the same: the handler may read an older state of its own.
-                        tracing::debug!(error = %e.message, group = target.id, "catching up after a handoff");
+                    match self.propose_remotely(&leader, target.id, &command).await {
+                        Remote::NotTaken(_) if time_left => {}
+                        Remote::Answered(answer) => {
+                            if let Err(e) = self.caught_up(target.id).await {
+                                // Done all the same: the handler may read an older state
+                                // of its own.
+                                tracing::debug!(error = %e.message, group = target.id, "catching up after a handoff");
+                            }
+                            return answer;
+                        }
+                        other => return other.into(),
                     }
-                    return Ok(response);
                 }
-                None => return Err(propose_error(ProposeError::NotLeader { leader: None })),
+                None => return Err(not_leader()),
             }
+            tokio::time::sleep(LEADER_RETRY_PAUSE).await;
         }
     }
 
@@ -617,35 +634,59 @@ impl Node {
             .map_err(|e| e.message)
     }
 
-    /// Proposes a group's own command (see [`Command::entity`]) on its leader elsewhere,
-    /// through the leader's peer port.
-    async fn propose_remotely(
-        &self,
-        leader: &str,
-        group: u32,
-        command: &Command,
-    ) -> Result<Response, ApiError> {
-        let unavailable = |e: String| {
-            ApiError::new(
-                ErrorCode::Unavailable,
-                format!("the leader of group {group} did not take the command: {e}"),
-            )
+    /// Proposes a command on its group's leader elsewhere, through the leader's peer port.
+    async fn propose_remotely(&self, leader: &str, group: u32, command: &Command) -> Remote {
+        let body = match postcard::to_allocvec(command) {
+            Ok(body) => body,
+            Err(e) => return Remote::NotTaken(format!("cannot encode the command: {e}")),
         };
-        let body = postcard::to_allocvec(command).map_err(|e| unavailable(e.to_string()))?;
         let answer = self
             .http
             .post(format!("http://{leader}/groups/{group}/propose"))
             .timeout(REMOTE_PROPOSE_TIMEOUT)
             .body(body)
             .send()
-            .await
-            .and_then(|a| a.error_for_status())
-            .map_err(|e| unavailable(e.to_string()))?
-            .bytes()
-            .await
-            .map_err(|e| unavailable(e.to_string()))?;
-        postcard::from_bytes::<Result<Response, ApiError>>(&answer)
-            .map_err(|e| unavailable(e.to_string()))?
+            .await;
+        let answer = match answer {
+            Ok(a) if a.status().is_success() => a,
+            // The leader refused it (it no longer leads, it could not decode it).
+            Ok(a) => return Remote::NotTaken(format!("the leader answered {}", a.status())),
+            Err(e) if e.is_connect() => return Remote::NotTaken(e.to_string()),
+            Err(e) => return Remote::Unknown(e.to_string()),
+        };
+        match answer.bytes().await {
+            Ok(bytes) => match postcard::from_bytes::<Result<Response, ApiError>>(&bytes) {
+                Ok(answer) => Remote::Answered(answer),
+                Err(e) => Remote::Unknown(format!("undecodable answer: {e}")),
+            },
+            Err(e) => Remote::Unknown(e.to_string()),
+        }
+    }
+}
+
+/// How a command sent to another node's peer port ended.
+enum Remote {
+    /// The leader proposed it; its outcome.
+    Answered(Result<Response, ApiError>),
+    /// It was never proposed: it may be sent again.
+    NotTaken(String),
+    /// It may or may not have been proposed (the answer was lost).
+    Unknown(String),
+}
+
+impl From<Remote> for Result<Response, ApiError> {
+    fn from(remote: Remote) -> Self {
+        match remote {
+            Remote::Answered(answer) => answer,
+            Remote::NotTaken(why) => Err(ApiError::new(
+                ErrorCode::Unavailable,
+                format!("the group's leader did not take the command ({why}); retry"),
+            )),
+            Remote::Unknown(why) => Err(ApiError::new(
+                ErrorCode::Unavailable,
+                format!("the group's leader did not answer ({why}); its outcome is unknown, retry"),
+            )),
+        }
     }
 }
 

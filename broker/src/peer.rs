@@ -212,14 +212,13 @@ async fn propose(State(node): State<Arc<Node>>, Path(group): Path<u32>, body: By
                 .into_response();
         }
     };
-    if !node.group(group).is_some_and(|g| g.is_leader()) {
+    let Some(answer) = node.propose_for_peer(group, command).await else {
         return Refusal(
             StatusCode::SERVICE_UNAVAILABLE,
             format!("not the leader of group {group}"),
         )
         .into_response();
-    }
-    let answer = node.propose_for_peer(group, command).await;
+    };
     match postcard::to_allocvec(&answer) {
         Ok(bytes) => bytes.into_response(),
         Err(e) => {

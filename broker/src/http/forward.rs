@@ -25,9 +25,9 @@ pub const FORWARDED_BY: HeaderName = HeaderName::from_static("x-sluice-forwarded
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(45);
 /// Between attempts to reach a leader that did not answer.
 const RESEND_PAUSE: Duration = Duration::from_millis(50);
-/// On every answer of a broker's peer port: an answer without it came from something
+/// On every answer of a broker's peer port. An empty 404 without it came from something
 /// else at that address (on Kubernetes, a Service's address before kube-proxy routes it
-/// reaches whatever the default route leads to).
+/// reaches whatever the default route leads to; here, a gateway that answers so).
 pub const SERVED_BY: HeaderName = HeaderName::from_static("x-sluice-node");
 
 /// Requests every node answers itself: health, the console's files, and WebSocket
@@ -53,6 +53,8 @@ pub async fn forward(State(node): State<Arc<Node>>, request: Request, next: Next
         Some(name) => node.group_of(name),
         None => node.meta(),
     };
+    // One wait in all, for an election and for a leader that answers.
+    let deadline = tokio::time::Instant::now() + LEADER_WAIT;
     if group.leader().is_none() {
         // An election (a failover or a leadership handoff) is under way: hold the request
         // until it ends rather than fail it.
@@ -80,7 +82,6 @@ pub async fn forward(State(node): State<Arc<Node>>, request: Request, next: Next
     // A leader that cannot be reached never saw the request, so it is sent again (to a new
     // leader once one is elected, to this node's own peer port if it leads now) until
     // one answers or the wait for a leader runs out.
-    let deadline = tokio::time::Instant::now() + LEADER_WAIT;
     loop {
         let Some((_, leader)) = group.leader() else {
             return Unreached.into();
@@ -294,14 +295,6 @@ pub async fn send(
             .into_response());
         }
     };
-    if !answer.headers().contains_key(SERVED_BY.as_str()) {
-        tracing::warn!(
-            leader = peer_addr,
-            status = answer.status().as_u16(),
-            "the leader's address answered, but not as a Sluice broker"
-        );
-        return Err(Unreached);
-    }
     let status = StatusCode::from_u16(answer.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
     let mut response_headers = HeaderMap::new();
     let protocol_headers = [
@@ -320,7 +313,18 @@ pub async fn send(
             response_headers.insert(name, value);
         }
     }
+    let by_broker = answer.headers().contains_key(SERVED_BY.as_str());
     Ok(match answer.bytes().await {
+        // An empty 404 without a broker's mark: no route of a broker took the request
+        // (something else holds the address, or a broker's peer port from before the
+        // mark, which answers unknown routes so). It may go again.
+        Ok(bytes) if !by_broker && status == StatusCode::NOT_FOUND && bytes.is_empty() => {
+            tracing::warn!(
+                leader = peer_addr,
+                "the leader's address answered an empty 404, not as a Sluice broker"
+            );
+            return Err(Unreached);
+        }
         Ok(bytes) => (status, response_headers, Body::from(bytes)).into_response(),
         Err(_) => HttpError::new(
             ErrorCode::Unavailable,

@@ -203,6 +203,7 @@ async fn reconcile_inner(
     status.ready_replicas =
         i32::try_from(observed.pods.iter().filter(|p| p.ready).count()).unwrap_or(i32::MAX);
     status.selector = resources::selector_string(cluster);
+    status.data_groups = Some(data_groups);
     status.observed_generation = cluster.meta().generation;
     status.endpoint = client_service
         .spec

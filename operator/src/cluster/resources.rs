@@ -125,21 +125,37 @@ pub fn service_account(cluster: &SluiceCluster) -> ServiceAccount {
 /// Data groups of a new cluster whose spec names none.
 pub const DEFAULT_DATA_GROUPS: u32 = 3;
 
-/// The data groups the brokers of `cluster` run with: the spec's, else what the cluster
-/// was made with (its ConfigMap, `existing`, says; a broker refuses a data directory
-/// made with another number, so a change of the default must not reach a running
-/// cluster), else the default.
+/// The data groups the brokers of `cluster` run with. A broker refuses a data directory
+/// made with another number, so what the cluster was made with wins: its status says,
+/// else its ConfigMap (`existing`; one without the key predates the setting, which was
+/// 0 then). Only a new cluster takes the spec's number, or the default.
 pub fn data_groups(cluster: &SluiceCluster, existing: Option<&ConfigMap>) -> u32 {
-    cluster
-        .spec
-        .data_groups
+    let recorded = cluster
+        .status
+        .as_ref()
+        .and_then(|s| s.data_groups)
         .or_else(|| {
-            existing
-                .and_then(|c| c.data.as_ref())
-                .and_then(|d| d.get(DATA_GROUPS_KEY))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(DEFAULT_DATA_GROUPS)
+            existing.map(|c| {
+                c.data
+                    .as_ref()
+                    .and_then(|d| d.get(DATA_GROUPS_KEY))
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0)
+            })
+        });
+    match (recorded, cluster.spec.data_groups) {
+        (Some(made), Some(asked)) if made != asked => {
+            tracing::warn!(
+                cluster = %cluster.name_any(),
+                made,
+                asked,
+                "spec.dataGroups differs from what the cluster was made with; keeping it"
+            );
+            made
+        }
+        (Some(made), _) => made,
+        (None, asked) => asked.unwrap_or(DEFAULT_DATA_GROUPS),
+    }
 }
 
 const DATA_GROUPS_KEY: &str = "SLUICE_DATA_GROUPS";
@@ -497,7 +513,7 @@ pub fn config_hash(config: &ConfigMap) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::SluiceClusterSpec;
+    use crate::crd::{SluiceClusterSpec, SluiceClusterStatus};
 
     fn cluster() -> SluiceCluster {
         let mut c = SluiceCluster::new(
@@ -597,8 +613,29 @@ mod tests {
             0,
             "a cluster made when the default was 0 keeps 0"
         );
+        let mut older = made_before.clone();
+        older.data.as_mut().expect("data").remove(DATA_GROUPS_KEY);
+        assert_eq!(
+            data_groups(&c, Some(&older)),
+            0,
+            "a ConfigMap from before the setting means 0"
+        );
         c.spec.data_groups = Some(5);
-        assert_eq!(data_groups(&c, Some(&made_before)), 5, "the spec decides");
+        assert_eq!(data_groups(&c, None), 5, "a new cluster takes the spec's");
+        assert_eq!(
+            data_groups(&c, Some(&made_before)),
+            0,
+            "a spec set later does not change a running cluster"
+        );
+        c.status = Some(SluiceClusterStatus {
+            data_groups: Some(3),
+            ..SluiceClusterStatus::default()
+        });
+        assert_eq!(
+            data_groups(&c, None),
+            3,
+            "the status remembers it when the ConfigMap is gone"
+        );
     }
 
     #[test]

@@ -177,6 +177,9 @@ pub struct SluiceClusterStatus {
     /// The address clients reach the brokers at.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
+    /// The data groups the brokers run with: fixed when the cluster was made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_groups: Option<u32>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
