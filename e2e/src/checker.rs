@@ -18,9 +18,11 @@ struct Book {
     received: HashMap<String, u64>,
     /// id → the clock when its ack was answered 2xx.
     acked: HashMap<String, u64>,
-    /// FIFO: per group, the order sends were acknowledged in, and the last position seen.
+    /// FIFO: per group, the order sends were acknowledged in, and the ids received in
+    /// the order they were received. Judged in the verdict: a consumer may receive a
+    /// message before its sender has recorded the send's answer.
     group_order: HashMap<String, Vec<String>>,
-    group_seen: HashMap<String, usize>,
+    group_received: HashMap<String, Vec<String>>,
     violations: Vec<String>,
 }
 
@@ -138,30 +140,11 @@ impl Checker {
                 "id {id} delivered again after its ack was answered"
             ));
         }
-        if let Some(group) = group
-            && let Some(pos) = book
-                .group_order
-                .get(group)
-                .and_then(|order| order.iter().position(|x| x == id))
-        {
-            let seen = book.group_seen.get(group).copied();
-            // Redelivery of the same or an earlier message is allowed (at least once);
-            // skipping ahead past an unreceived acknowledged message is not.
-            if let Some(seen) = seen
-                && pos > seen + 1
-            {
-                book.violations.push(format!(
-                    "group {group}: message {pos} delivered after {seen}, skipping {}",
-                    pos - seen - 1
-                ));
-            }
-            if seen.is_none() && pos > 0 {
-                book.violations.push(format!(
-                    "group {group}: first delivery is message {pos}, not 0"
-                ));
-            }
-            let next = seen.map_or(pos, |s| s.max(pos));
-            book.group_seen.insert(group.to_string(), next);
+        if let Some(group) = group {
+            book.group_received
+                .entry(group.to_string())
+                .or_default()
+                .push(id.to_string());
         }
     }
 
@@ -181,6 +164,13 @@ impl Checker {
             violations: book.violations.clone(),
             ..Verdict::default()
         };
+        for (group, received) in &book.group_received {
+            v.violations.extend(order_violations(
+                group,
+                book.group_order.get(group).map_or(&[][..], Vec::as_slice),
+                received,
+            ));
+        }
         for id in book.acknowledged.keys() {
             if !book.received.contains_key(id) {
                 v.lost += 1;
@@ -203,6 +193,37 @@ impl Checker {
             - v.redelivered_after_ack.min(v.received);
         v
     }
+}
+
+/// FIFO within `group`: `received` (ids, in the order received) never skips ahead of an
+/// acknowledged send (`acknowledged`, in the order answered) not received yet. Redelivery
+/// of the same or an earlier message is allowed (at least once); ids never acknowledged
+/// are left out.
+fn order_violations(group: &str, acknowledged: &[String], received: &[String]) -> Vec<String> {
+    let position: HashMap<&str, usize> = acknowledged
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (id.as_str(), i))
+        .collect();
+    let mut violations = Vec::new();
+    let mut seen: Option<usize> = None;
+    for pos in received
+        .iter()
+        .filter_map(|id| position.get(id.as_str()).copied())
+    {
+        match seen {
+            None if pos > 0 => violations.push(format!(
+                "group {group}: first delivery is message {pos}, not 0"
+            )),
+            Some(seen) if pos > seen + 1 => violations.push(format!(
+                "group {group}: message {pos} delivered after {seen}, skipping {}",
+                pos - seen - 1
+            )),
+            _ => {}
+        }
+        seen = Some(seen.map_or(pos, |s| s.max(pos)));
+    }
+    violations
 }
 
 #[cfg(test)]
@@ -241,5 +262,38 @@ mod tests {
         assert_eq!(v.redelivered_after_ack, 1, "{v}");
         assert!(v.violations.iter().any(|m| m.contains("other than")), "{v}");
         assert!(v.violations.iter().any(|m| m.contains("skipping")), "{v}");
+    }
+
+    #[test]
+    fn a_message_received_before_its_send_was_recorded_keeps_its_place() {
+        let c = Checker::new();
+        c.sending(b"a");
+        c.sending(b"b");
+        // The consumer gets the first message before its sender records the answer.
+        let t = c.now();
+        c.received(t, "1", b"a", Some("g"));
+        c.sent("1", b"a", Some("g"));
+        c.acked("1");
+        c.sent("2", b"b", Some("g"));
+        c.received(c.now(), "2", b"b", Some("g"));
+        c.acked("2");
+        let v = c.verdict();
+        assert!(v.ok(), "{v}");
+    }
+
+    #[test]
+    fn a_first_delivery_out_of_order_is_caught() {
+        let c = Checker::new();
+        for (id, body) in [("1", "a"), ("2", "b")] {
+            c.sending(body.as_bytes());
+            c.sent(id, body.as_bytes(), Some("g"));
+        }
+        c.received(c.now(), "2", b"b", Some("g"));
+        c.received(c.now(), "1", b"a", Some("g"));
+        let v = c.verdict();
+        assert!(
+            v.violations.iter().any(|m| m.contains("first delivery")),
+            "{v}"
+        );
     }
 }
