@@ -167,16 +167,27 @@ impl Node {
     }
 
     /// Replicates a command another node sent here because this node leads `group`.
-    /// `None` when it was not proposed because this node does not lead (any more, or
-    /// not yet: a new leader's lease is given a moment), so the sender may send it to
-    /// the new leader.
+    /// `None` when it was not proposed because this node does not lead, so the sender
+    /// may send it to the new leader.
     pub async fn propose_for_peer(
         &self,
         group: u32,
         command: Command,
     ) -> Option<Result<Response, ApiError>> {
-        let target = self.group(group)?;
         let deadline = tokio::time::Instant::now() + LEADER_WAIT;
+        self.propose_while_leading(self.group(group)?, &command, deadline)
+            .await
+    }
+
+    /// Proposes `command` while this node leads `target`: a new leader refuses writes
+    /// until a quorum has acknowledged it (its lease), so a refusal is asked again until
+    /// `deadline`. `None` when it was never proposed because this node does not lead.
+    async fn propose_while_leading(
+        &self,
+        target: &Group,
+        command: &Command,
+        deadline: tokio::time::Instant,
+    ) -> Option<Result<Response, ApiError>> {
         loop {
             if self.is_shutting_down() || !target.is_leader() {
                 return None;
@@ -240,27 +251,24 @@ impl Node {
     }
 
     /// A command this node was refused as leader before it reached the log, so it may go
-    /// again: a new leader takes writes only once a quorum has acknowledged it (its
-    /// lease), one handing leadership over takes none. So it is asked again here while
-    /// this node counts itself leader; else the new leader takes it and this replica
-    /// catches up with its answer before the handler reads its own state.
+    /// again: here while this node still counts itself leader (a young lease), else on
+    /// the new leader (a handover, a lost election), whose answer this replica catches up
+    /// with before the handler reads its own state.
     async fn propose_after_election(
         &self,
         target: &Group,
         command: Command,
     ) -> Result<Response, ApiError> {
         let deadline = tokio::time::Instant::now() + LEADER_WAIT;
-        let not_leader = || propose_error(ProposeError::NotLeader { leader: None });
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             let time_left = !left.is_zero();
-            match target.wait_for_leader(None, left).await {
+            match target.wait_for_leader(left).await {
                 Some((id, _)) if id == self.node_id => {
-                    match target.propose(command.clone()).await {
-                        Err(ProposeError::NotLeader { .. }) if time_left => {}
-                        Ok(Response::Failed(error)) => return Err(error),
-                        Ok(response) => return Ok(response),
-                        Err(e) => return Err(propose_error(e)),
+                    if let Some(answer) =
+                        self.propose_while_leading(target, &command, deadline).await
+                    {
+                        return answer;
                     }
                 }
                 Some((_, leader)) => {
@@ -277,7 +285,10 @@ impl Node {
                         other => return other.into(),
                     }
                 }
-                None => return Err(not_leader()),
+                None => return Err(propose_error(ProposeError::NotLeader { leader: None })),
+            }
+            if !time_left {
+                return Err(propose_error(ProposeError::NotLeader { leader: None }));
             }
             tokio::time::sleep(LEADER_RETRY_PAUSE).await;
         }

@@ -21,8 +21,9 @@ pub use types::*;
 
 /// A client of a Sluice cluster. Any node serves any request (it forwards to the leader
 /// it needs). Requests that fail for a passing reason (no leader yet, a node down, shed
-/// load, an error answered by something other than a broker) are retried, against the next node when several are known, for up to the
-/// retry window; sends carry an idempotency key, so a retried send is stored once.
+/// load, an error answered by something other than a broker) are retried, against the
+/// next node when several are known, for up to the retry window; sends carry an
+/// idempotency key, so a retried send is stored once.
 #[derive(Clone, Debug)]
 pub struct Client {
     http: reqwest::Client,

@@ -58,7 +58,7 @@ pub async fn forward(State(node): State<Arc<Node>>, request: Request, next: Next
     if group.leader().is_none() {
         // An election (a failover or a leadership handoff) is under way: hold the request
         // until it ends rather than fail it.
-        group.wait_for_leader(None, LEADER_WAIT).await;
+        group.wait_for_leader(LEADER_WAIT).await;
     }
     if group.is_leader() {
         return next.run(request).await;

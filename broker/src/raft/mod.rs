@@ -522,20 +522,13 @@ impl Group {
             .is_ok()
     }
 
-    /// Waits, for at most `timeout`, until the group has a leader other than `except`
-    /// (a node that just failed to answer); that leader, if one came.
-    pub async fn wait_for_leader(
-        &self,
-        except: Option<NodeId>,
-        timeout: Duration,
-    ) -> Option<(NodeId, String)> {
+    /// Waits, for at most `timeout`, until the group has a leader; that leader, if one
+    /// came.
+    pub async fn wait_for_leader(&self, timeout: Duration) -> Option<(NodeId, String)> {
         let elected = self
             .raft
             .wait(Some(timeout))
-            .metrics(
-                |m| m.current_leader.is_some() && m.current_leader != except,
-                "a leader",
-            )
+            .metrics(|m| m.current_leader.is_some(), "a leader")
             .await;
         elected.ok().and_then(|_| self.leader())
     }
