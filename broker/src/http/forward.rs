@@ -83,8 +83,17 @@ pub async fn forward(State(node): State<Arc<Node>>, request: Request, next: Next
     // leader once one is elected, to this node's own peer port if it leads now) until
     // one answers or the wait for a leader runs out.
     loop {
-        let Some((_, leader)) = group.leader() else {
-            return Unreached.into();
+        // The leader it tried may have died, and the election to replace it (or a
+        // handoff that follows it) may be under way: wait for it within the same deadline.
+        let leader = match group.leader() {
+            Some((_, leader)) => leader,
+            None => {
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                match group.wait_for_leader(left).await {
+                    Some((_, leader)) => leader,
+                    None => return Unreached.into(),
+                }
+            }
         };
         let sent = send(
             &node,
