@@ -30,6 +30,9 @@ const SLOW_PROPOSAL: Duration = Duration::from_millis(50);
 const REDRIVE_STEP_MAX: u32 = 1_000;
 /// How often data groups' leaders bring their members in line with the metadata group.
 const FOLLOW_EVERY: Duration = Duration::from_millis(500);
+/// How long housekeeping waits for the meta group to apply what is committed before it
+/// lifts this node's drain (it tries again at the next round).
+const META_CATCH_UP_WITHIN: Duration = Duration::from_millis(200);
 /// How often leaders offer their groups to the nodes that should lead them.
 const BALANCE_EVERY: Duration = Duration::from_secs(2);
 /// How often leaders look for outbox items to ship, and how many go at once.
@@ -448,7 +451,7 @@ impl Node {
             if last_follow.elapsed() >= FOLLOW_EVERY {
                 last_follow = tokio::time::Instant::now();
                 self.follow_membership().await;
-                if !undrained && self.meta().is_ready() {
+                if !undrained && self.meta().catch_up(META_CATCH_UP_WITHIN).await.is_ok() {
                     undrained = self.undrain_self().await;
                 }
             }

@@ -162,22 +162,14 @@ impl KubeNode {
             .context("Service without clusterIP")
     }
 
-    /// What went on, for a failure message: pods, events, and the operator's log tail.
+    /// What went on, for a failure message: first what each broker says of its readiness
+    /// and the brokers' log tails (output is often cut in the middle), then pods,
+    /// resources, events and the operator's log tail.
     pub fn diagnostics(&self, namespace: &str) -> String {
-        let mut out = String::new();
+        let mut out = self.broker_answers(namespace);
+        let mut operator_namespaces = vec!["sluice-system", namespace];
+        operator_namespaces.dedup();
         for args in [
-            vec!["get", "pods", "-A", "-o", "wide"],
-            vec!["get", "sluice", "-n", namespace, "-o", "wide"],
-            vec!["get", "events", "-n", namespace, "--sort-by=.lastTimestamp"],
-            vec![
-                "logs",
-                "-n",
-                "sluice-system",
-                "-l",
-                "app.kubernetes.io/component=operator",
-                "--tail=40",
-                "--prefix",
-            ],
             vec![
                 "logs",
                 "-n",
@@ -187,7 +179,22 @@ impl KubeNode {
                 "--tail=60",
                 "--prefix",
             ],
-        ] {
+            vec!["get", "pods", "-A", "-o", "wide"],
+            vec!["get", "sluice", "-n", namespace, "-o", "wide"],
+            vec!["get", "events", "-n", namespace, "--sort-by=.lastTimestamp"],
+        ]
+        .into_iter()
+        .chain(operator_namespaces.into_iter().map(|operator_namespace| {
+            vec![
+                "logs",
+                "-n",
+                operator_namespace,
+                "-l",
+                "app.kubernetes.io/component=operator",
+                "--tail=40",
+                "--prefix",
+            ]
+        })) {
             out.push_str(&format!("$ kubectl {}\n", args.join(" ")));
             match self.kubectl(&args) {
                 Ok(text) => out.push_str(&text),
@@ -196,6 +203,50 @@ impl KubeNode {
         }
         out
     }
+
+    /// Each broker pod's answer to `/readyz` and `/v1/cluster`, asked at its pod IP.
+    fn broker_answers(&self, namespace: &str) -> String {
+        let pods = self.kubectl(&[
+            "get",
+            "pods",
+            "-n",
+            namespace,
+            "-l",
+            "app.kubernetes.io/component=broker",
+            "-o",
+            "jsonpath={range .items[*]}{.metadata.name} {.status.podIP}{\"\\n\"}{end}",
+        ]);
+        let mut out = String::new();
+        for line in pods.unwrap_or_default().lines() {
+            let Some((pod, ip)) = line.split_once(' ') else {
+                continue;
+            };
+            for path in ["/readyz", "/v1/cluster"] {
+                let answer = http_get(&format!("{ip}:{BROKER_PORT}"), path)
+                    .unwrap_or_else(|e| format!("{e:#}"));
+                out.push_str(&format!("$ GET {pod} {path}\n{}\n", answer.trim_end()));
+            }
+        }
+        out
+    }
+}
+
+/// The brokers' client port in a pod.
+const BROKER_PORT: u16 = 8080;
+
+/// A bare HTTP/1.0 GET, for diagnostics: the status line and body.
+fn http_get(address: &str, path: &str) -> Result<String> {
+    use std::io::Read;
+    let timeout = Duration::from_secs(3);
+    let address: std::net::SocketAddr = address.parse().context("pod address")?;
+    let mut stream = std::net::TcpStream::connect_timeout(&address, timeout)?;
+    stream.set_read_timeout(Some(timeout))?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n")?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer)?;
+    let status = answer.lines().next().unwrap_or_default().to_string();
+    let body = answer.split_once("\r\n\r\n").map_or("", |(_, body)| body);
+    Ok(format!("{status}\n{body}"))
 }
 
 impl Drop for KubeNode {

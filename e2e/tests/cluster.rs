@@ -2,10 +2,21 @@
 //! `--initial-members`, any node serves any request, `/v1/cluster` tells members, roles,
 //! leader and lag, and members can be added, drained and removed.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use sluice_client::{MemberRole, QueueAttributesUpdate, ReceiveRequest, SendMessage};
-use sluice_e2e::{Cluster, test_dir};
+use sluice_client::{Client, MemberRole, QueueAttributesUpdate, ReceiveRequest, SendMessage};
+use sluice_e2e::checker::Checker;
+use sluice_e2e::{Cluster, test_dir, workload};
+
+/// Readiness probes sent to every node under load, a quarter second apart.
+const PROBES: u32 = 40;
+/// A kubelet counts a probe unanswered after this long (the broker pods' `timeoutSeconds`).
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Failed probes in a row that take a pod out of service (the broker pods'
+/// `failureThreshold`).
+const PROBE_FAILURE_THRESHOLD: u32 = 3;
 
 fn receive(max: u32) -> ReceiveRequest {
     ReceiveRequest {
@@ -208,4 +219,99 @@ async fn a_follower_holds_a_request_through_its_leaders_failover() {
     assert_eq!(got.len(), 1, "stored once: {got:?}");
     assert_eq!(got[0].id, sent.id);
     assert_eq!(got[0].body.as_deref(), Some("across the failover"));
+}
+
+/// Under steady, unpaced sends, and with a follower restarted in the middle of the load,
+/// the kubelet never takes a node out of service: probed the way the broker pods' probe
+/// does (one request at a time, unanswered after two seconds), no node fails as many
+/// probes in a row as the probe's failure threshold. The leader of the busy queue's group
+/// always has a batch committed but not yet applied; readiness waits for it rather than
+/// counting it as lag.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_node_leaves_service_under_load() {
+    let dir = test_dir("cluster-ready-under-load").expect("dir");
+    let mut cluster = Cluster::start(dir.path(), 3).await.expect("cluster");
+    let urls: Vec<String> = (1..=3).map(|id| cluster.node(id).url()).collect();
+    let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
+    let client = Client::with_nodes(&urls)
+        .expect("client")
+        .retry_for(Duration::from_secs(20));
+    client
+        .put_queue("orders", &QueueAttributesUpdate::default())
+        .await
+        .expect("create");
+    let leader = cluster
+        .leader_of_queue("orders", Duration::from_secs(10))
+        .await
+        .expect("leader of the queue's group");
+    let follower = (1..=3).find(|id| *id != leader).expect("a follower");
+
+    let checker = Arc::new(Checker::new());
+    let stop = Arc::new(AtomicBool::new(false));
+    let senders: Vec<_> = (0..3)
+        .map(|task| {
+            tokio::spawn(workload::sender(
+                client.clone(),
+                checker.clone(),
+                "orders",
+                task,
+                8,
+                stop.clone(),
+            ))
+        })
+        .collect();
+
+    cluster
+        .node_mut(follower)
+        .kill9()
+        .expect("kill the follower");
+    cluster.node_mut(follower).relaunch().expect("relaunch");
+    cluster
+        .node_mut(follower)
+        .wait_ready(Duration::from_secs(60))
+        .await
+        .expect("the restarted follower is ready under load");
+
+    let probes: Vec<Client> = (1..=3)
+        .map(|id| cluster.client(id).retry_for(Duration::ZERO))
+        .collect();
+    let mut ready = [0u32; 3];
+    let mut failed_in_a_row = [0u32; 3];
+    let mut most_failed_in_a_row = [0u32; 3];
+    for _ in 0..PROBES {
+        for (node, probe) in probes.iter().enumerate() {
+            let answer = tokio::time::timeout(PROBE_TIMEOUT, probe.ready()).await;
+            if matches!(answer, Ok(Ok(true))) {
+                ready[node] += 1;
+                failed_in_a_row[node] = 0;
+            } else {
+                failed_in_a_row[node] += 1;
+                most_failed_in_a_row[node] = most_failed_in_a_row[node].max(failed_in_a_row[node]);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let queue_leader = cluster
+        .leader_of_queue("orders", Duration::from_secs(10))
+        .await
+        .expect("leader of the queue's group");
+    stop.store(true, Ordering::Relaxed);
+    for sender in senders {
+        sender.await.expect("sender");
+    }
+    let sent = checker.verdict().sends_acknowledged;
+    println!(
+        "ready at [node 1, 2, 3] = {ready:?} of {PROBES} probes each, at most \
+         {most_failed_in_a_row:?} failed in a row; node {follower} restarted, node \
+         {queue_leader} led the queue's group; {sent} sends acknowledged"
+    );
+    assert!(sent > 100, "too little load: {sent} sends acknowledged");
+    assert!(
+        most_failed_in_a_row
+            .iter()
+            .all(|failed| *failed < PROBE_FAILURE_THRESHOLD),
+        "ready at {ready:?} of {PROBES} probes under load, at most {most_failed_in_a_row:?} \
+         failed in a row\n{}",
+        cluster.log_tails()
+    );
 }

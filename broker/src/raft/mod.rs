@@ -51,6 +51,20 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// Why a replica is not ready to serve.
+#[derive(Debug, thiserror::Error)]
+pub enum NotReady {
+    #[error("stopped: {0}")]
+    Stopped(String),
+    #[error("no leader known")]
+    NoLeader,
+    #[error("applied {} of {committed} committed entries", applied.map_or_else(|| "none".to_string(), |a| a.to_string()))]
+    Behind {
+        applied: Option<u64>,
+        committed: u64,
+    },
+}
+
 /// Why a group could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum GroupError {
@@ -238,14 +252,42 @@ impl Group {
         m.current_leader == Some(self.node_id)
     }
 
-    /// True when the group has a leader and this node applied what it knows committed.
-    pub fn is_ready(&self) -> bool {
+    /// Ok when the group has a leader, runs, and this node applies, within `within`,
+    /// every entry it knew to be committed when asked. Under steady load a healthy replica
+    /// is always an entry or so behind the commit index at any instant, so comparing the
+    /// two at one instant would keep it unready for as long as the load lasts.
+    pub async fn catch_up(&self, within: Duration) -> Result<(), NotReady> {
         use openraft::async_runtime::WatchReceiver;
-        let metrics = self.raft.metrics();
-        let m = metrics.borrow_watched();
-        m.current_leader.is_some()
-            && m.running_state.is_ok()
-            && m.last_applied.map(|l| l.index) >= m.local_committed.map(|l| l.index)
+        let committed = {
+            let metrics = self.raft.metrics();
+            let m = metrics.borrow_watched();
+            if let Err(e) = &m.running_state {
+                return Err(NotReady::Stopped(e.to_string()));
+            }
+            if m.current_leader.is_none() {
+                return Err(NotReady::NoLeader);
+            }
+            m.local_committed.map(|l| l.index)
+        };
+        let Some(committed) = committed else {
+            return Ok(());
+        };
+        self.wait_applied(committed, within)
+            .await
+            .map_err(|_| NotReady::Behind {
+                applied: self.applied_index(),
+                committed,
+            })
+    }
+
+    /// True when this node leads the group and has applied every entry committed before
+    /// the call, those of earlier leaders included (a read barrier: the leader confirms
+    /// its leadership with a quorum), within `within`.
+    pub async fn leads_and_applied_all(&self, within: Duration) -> bool {
+        let barrier = self
+            .raft
+            .ensure_linearizable(openraft::ReadPolicy::ReadIndex);
+        matches!(tokio::time::timeout(within, barrier).await, Ok(Ok(_)))
     }
 
     /// The last log index this replica applied.
