@@ -13,6 +13,7 @@ pub mod console;
 pub mod http;
 pub mod metrics;
 pub mod node;
+pub mod partitions;
 pub mod peer;
 pub mod placement;
 pub mod push;

@@ -68,6 +68,9 @@ pub struct Node {
     pub region: String,
     /// Recent answers to SQS FIFO receives, by `ReceiveRequestAttemptId`.
     pub receive_attempts: crate::compat::sqs::attempts::ReceiveAttempts,
+    /// Held while partitions are synced with their partition 0 (`crate::partitions`), so
+    /// this node's copies go out in the order of the changes they copy.
+    pub partition_sync: tokio::sync::Mutex<()>,
     shutting_down: AtomicBool,
     shutdown: watch::Sender<bool>,
 }
@@ -122,6 +125,7 @@ impl Node {
             access_keys,
             region: config.region.clone(),
             receive_attempts: Default::default(),
+            partition_sync: tokio::sync::Mutex::new(()),
             shutting_down: AtomicBool::new(false),
             shutdown,
         }))
@@ -222,11 +226,15 @@ impl Node {
                 format!("group {group} is not on this node"),
             ));
         };
-        if command.entity().is_none()
-            && !target.is_leader()
+        if !target.is_leader()
             && let Some((_, leader)) = target.leader()
         {
-            return self.propose_remotely(&leader, group, &command).await.into();
+            if command.entity().is_none() {
+                return self.propose_remotely(&leader, group, &command).await.into();
+            }
+            // A queue's or topic's command from a node that does not lead its group (a
+            // partition of a topic led elsewhere): on to the leader.
+            return self.propose_after_election(target, command).await;
         }
         let kind = command.kind();
         let started = std::time::Instant::now();
@@ -253,10 +261,11 @@ impl Node {
         }
     }
 
-    /// A command this node was refused as leader before it reached the log, so it may go
-    /// again: here while this node still counts itself leader (a young lease), else on
-    /// the new leader (a handover, a lost election), whose answer this replica catches up
-    /// with before the handler reads its own state.
+    /// A command this node was refused as leader before it reached the log, or one for a
+    /// group this node follows, so it may go (again): here while this node still counts
+    /// itself leader (a young lease), else on the leader (a handover, a lost election, a
+    /// partition led elsewhere), whose answer this replica catches up with before the
+    /// handler reads its own state.
     async fn propose_after_election(
         &self,
         target: &Group,
@@ -277,6 +286,10 @@ impl Node {
                 Some((_, leader)) => {
                     match self.propose_remotely(&leader, target.id, &command).await {
                         Remote::NotTaken(_) if time_left => {}
+                        // A publish's answer is all its handler reads.
+                        Remote::Answered(answer) if matches!(command, Command::Publish { .. }) => {
+                            return answer;
+                        }
                         Remote::Answered(answer) => {
                             if let Err(e) = self.caught_up(target.id).await {
                                 // Done all the same: the handler may read an older state

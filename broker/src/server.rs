@@ -80,6 +80,7 @@ pub async fn serve(
     let housekeeping = tokio::spawn(node.clone().housekeeping());
     let shipping = tokio::spawn(node.clone().ship_outboxes());
     let pushing = tokio::spawn(push::supervise(node.clone(), mailer, push_client));
+    let repairing = tokio::spawn(crate::partitions::repair_loop(node.clone()));
     let draining = node.clone();
     let served = axum::serve(client_listener, http::router(node.clone()))
         .with_graceful_shutdown(async move {
@@ -93,6 +94,7 @@ pub async fn serve(
     let _ = housekeeping.await;
     let _ = shipping.await;
     let _ = pushing.await;
+    let _ = repairing.await;
     if let Ok(Err(e)) = peer_server.await {
         tracing::warn!(error = %e, "peer server");
     }

@@ -735,9 +735,13 @@ pub struct Topic {
     pub subscriptions: u64,
     #[serde(with = "crate::timefmt")]
     pub created_at: DateTime<Utc>,
-    /// The Raft group that holds it (see `GET /v1/cluster` for its leader).
+    /// The Raft group that holds it (partition 0 of a partitioned topic; see
+    /// `GET /v1/cluster` for its leader).
     #[serde(default)]
     pub group: u32,
+    /// A partitioned topic: the group of each partition, in partition order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub partition_groups: Vec<u32>,
 }
 
 /// A page of `GET /v1/topics`.

@@ -1,16 +1,19 @@
 //! Data groups on clusters of real processes: queues and topics in different
 //! Raft groups, led by different nodes, and messages that move between groups through
 //! the source group's outbox (a topic feeding a queue, dead letters, a redrive) arrive
-//! exactly once, also when the source group's leader is killed while it ships.
+//! exactly once, also when the source group's leader is killed while it ships; and a
+//! topic's partitions spread over the groups.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use sluice_client::{
-    Client, DeadLetter, Endpoint, PublishMessage, QueueAttributesUpdate, ReceiveRequest,
-    RedriveRequest, RedriveState, SendMessage, SubscriptionSpec, TopicAttributesUpdate,
+    Client, DeadLetter, DeliveryFormat, Endpoint, ErrorCode, ListQueues, PublishMessage, PullQuery,
+    QueueAttributesUpdate, ReceiveRequest, RedriveRequest, RedriveState, SendMessage,
+    SubscriptionFilter, SubscriptionSpec, TopicAttributesUpdate, TopicMessage,
 };
 use sluice_e2e::cluster::Cluster;
+use sluice_e2e::sink::Sink;
 use sluice_e2e::test_dir;
 
 fn receive(max: u32, visibility: u32) -> ReceiveRequest {
@@ -341,4 +344,257 @@ async fn on_five_nodes_each_data_group_has_three_voters_and_scaling_down_keeps_t
             .all(|g| g.voters.len() == 3 && g.leader.is_some()),
         "{status:?}"
     );
+}
+
+/// Every message a pull subscription has after `after` (the device's committed cursor
+/// when `None`), following the cursors until a pull comes back empty; and the last
+/// cursor.
+async fn pull_all(
+    c: &Client,
+    topic: &str,
+    sub: &str,
+    after: Option<String>,
+    device: Option<&str>,
+) -> (Vec<TopicMessage>, String) {
+    let mut messages = Vec::new();
+    let mut after = after;
+    loop {
+        let page = c
+            .pull(
+                topic,
+                sub,
+                &PullQuery {
+                    after: after.clone(),
+                    device: device.map(str::to_string),
+                    max: Some(50),
+                    wait_seconds: None,
+                },
+            )
+            .await
+            .expect("pull");
+        let done = page.messages.is_empty();
+        messages.extend(page.messages);
+        after = Some(page.cursor.clone());
+        if done {
+            return (messages, page.cursor);
+        }
+    }
+}
+
+/// Bodies that are not there exactly once: (body, times seen).
+fn not_once<'a>(expected: &'a BTreeSet<String>, seen: &[String]) -> Vec<(&'a str, usize)> {
+    expected
+        .iter()
+        .map(|b| (b.as_str(), seen.iter().filter(|s| *s == b).count()))
+        .filter(|(_, n)| *n != 1)
+        .collect()
+}
+
+/// Keyed messages of `phase` read out of their key's order (a keyed body starts
+/// `{key} {n}`, the key's n-th message).
+fn key_order_violations(phase: &BTreeSet<String>, read: &[String]) -> Vec<String> {
+    let mut last: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut violations = Vec::new();
+    for body in read.iter().filter(|b| phase.contains(*b)) {
+        let mut words = body.split(' ');
+        let (Some(key), Some(n)) = (words.next(), words.next().and_then(|n| n.parse().ok())) else {
+            continue;
+        };
+        if key == "unkeyed" {
+            continue;
+        }
+        if last.get(key).is_some_and(|prev| *prev >= n) {
+            violations.push(body.clone());
+        }
+        last.insert(key, n);
+    }
+    violations
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partitioned_topic_spreads_over_groups_and_every_subscription_gets_every_message() {
+    let dir = test_dir("groups-partitions").expect("dir");
+    let cluster = Cluster::start(dir.path(), 3).await.expect("cluster");
+    let c = cluster.client(1).retry_for(Duration::from_secs(30));
+    let (sink, base) = Sink::start().await.expect("sink");
+    let partitioned = |n| TopicAttributesUpdate {
+        partitions: Some(n),
+        ..TopicAttributesUpdate::default()
+    };
+    let topic = c.put_topic("events", &partitioned(4)).await.expect("topic");
+    assert_eq!(topic.attributes.partitions, 4);
+    assert_eq!(topic.partition_groups.len(), 4, "{topic:?}");
+    let spread: BTreeSet<u32> = topic.partition_groups.iter().copied().collect();
+    assert!(spread.len() >= 2, "partitions share one group: {topic:?}");
+
+    c.put_queue("events-copy", &QueueAttributesUpdate::default())
+        .await
+        .expect("queue");
+    c.put_subscription(
+        "events",
+        "copy",
+        &SubscriptionSpec::new(Endpoint::Queue("events-copy".into())),
+    )
+    .await
+    .expect("queue subscription");
+    let mut hook = SubscriptionSpec::new(Endpoint::Http {
+        url: format!("{base}/hook"),
+    });
+    hook.format = Some(DeliveryFormat::Simplified);
+    c.put_subscription("events", "hook", &hook)
+        .await
+        .expect("push subscription");
+    c.put_subscription("events", "feed", &SubscriptionSpec::new(Endpoint::Pull {}))
+        .await
+        .expect("pull subscription");
+    let mut vip = SubscriptionSpec::new(Endpoint::Pull {});
+    vip.filter = Some(SubscriptionFilter {
+        tags: vec!["vip".into()],
+        attributes: BTreeMap::new(),
+    });
+    c.put_subscription("events", "vip", &vip)
+        .await
+        .expect("filtered subscription");
+
+    // Two phases of batches of four through every node in turn: eight keys, every fifth
+    // message without one, every third tagged `vip`. Between them the topic grows to six
+    // partitions, which moves keys (as Kafka's do): order per key holds within a phase.
+    let clients: Vec<Client> = (1..=3)
+        .map(|id| cluster.client(id).retry_for(Duration::from_secs(30)))
+        .collect();
+    let mut phases: Vec<BTreeSet<String>> = vec![BTreeSet::new(), BTreeSet::new()];
+    let mut vips = BTreeSet::new();
+    let mut per_key: BTreeMap<String, u64> = BTreeMap::new();
+    let mut i = 0;
+    for (phase, bodies) in phases.iter_mut().enumerate() {
+        if phase == 1 {
+            let grown = clients[1]
+                .put_topic("events", &partitioned(6))
+                .await
+                .expect("grow");
+            assert_eq!(grown.partition_groups.len(), 6, "{grown:?}");
+            let (status, code) = match c.put_topic("events", &partitioned(5)).await {
+                Err(sluice_client::Error::Api { status, error }) => (status, error.code),
+                other => panic!("shrinking must be refused, got {other:?}"),
+            };
+            assert_eq!((status, code), (409, ErrorCode::ImmutableAttribute));
+        }
+        for batch in 0..30 {
+            let mut messages = Vec::new();
+            for _ in 0..4 {
+                let key = (i % 5 != 4).then(|| format!("user-{}", i % 8));
+                let n = per_key.entry(key.clone().unwrap_or_default()).or_default();
+                *n += 1;
+                let body = match &key {
+                    Some(key) => format!("{key} {n} phase {phase} message {i}"),
+                    None => format!("unkeyed {i}"),
+                };
+                let mut m = PublishMessage::text(body.clone());
+                m.key = key;
+                if i % 3 == 0 {
+                    m.tag = Some("vip".into());
+                    vips.insert(body.clone());
+                }
+                messages.push(m);
+                bodies.insert(body);
+                i += 1;
+            }
+            let results = clients[batch % 3]
+                .publish_batch("events", &messages)
+                .await
+                .expect("publish");
+            assert!(
+                results.iter().all(|r| r.is_ok()),
+                "every message of the batch was stored: {results:?}"
+            );
+        }
+    }
+    let published: BTreeSet<String> = phases.iter().flatten().cloned().collect();
+    assert_eq!(published.len(), 240);
+
+    // The pull subscription reads each message once, through any node, in key order.
+    let (read, cursor) = pull_all(&clients[2], "events", "feed", None, None).await;
+    let bodies: Vec<String> = read.iter().filter_map(|m| m.body.clone()).collect();
+    assert_eq!(
+        not_once(&published, &bodies),
+        vec![],
+        "pulled not exactly once"
+    );
+    for phase in &phases {
+        assert_eq!(key_order_violations(phase, &bodies), Vec::<String>::new());
+    }
+    let (vip_read, _) = pull_all(&c, "events", "vip", None, None).await;
+    let vip_bodies: Vec<String> = vip_read.into_iter().filter_map(|m| m.body).collect();
+    assert_eq!(not_once(&vips, &vip_bodies), vec![]);
+    assert_eq!(vip_bodies.len(), vips.len(), "only tagged messages");
+
+    // A device's cursor holds a position in every partition.
+    c.commit_cursor("events", "feed", "phone", &cursor)
+        .await
+        .expect("commit");
+    assert_eq!(
+        clients[1]
+            .get_cursor("events", "feed", "phone")
+            .await
+            .expect("cursor"),
+        cursor
+    );
+    let (none, _) = pull_all(&c, "events", "feed", None, Some("phone")).await;
+    assert!(none.is_empty(), "a committed device reads nothing again");
+    let mut late = PublishMessage::text("late".to_string());
+    late.key = Some("user-3".into());
+    c.publish("events", &late).await.expect("publish");
+    let (after_commit, _) = pull_all(&c, "events", "feed", None, Some("phone")).await;
+    let after_commit: Vec<String> = after_commit.into_iter().filter_map(|m| m.body).collect();
+    assert_eq!(after_commit, vec!["late".to_string()]);
+    let mut everything = published.clone();
+    everything.insert("late".into());
+
+    // The queue gets each message once (across groups, through the outboxes); the push
+    // endpoint at least once.
+    let copied = drain(&c, "events-copy", everything.len(), Duration::from_secs(60)).await;
+    assert_eq!(not_once(&everything, &copied), vec![], "queue copy");
+    let pushed = sink
+        .wait_for(Duration::from_secs(60), |pushes| {
+            let got: BTreeSet<&[u8]> = pushes
+                .iter()
+                .filter(|p| p.endpoint == "hook" && p.status < 300)
+                .map(|p| p.body.as_ref())
+                .collect();
+            everything.iter().all(|b| got.contains(b.as_bytes()))
+        })
+        .await;
+    assert!(pushed, "every message pushed to the endpoint");
+
+    // The views add the partitions up, and the listing shows the topic once.
+    let t = c.get_topic("events").await.expect("topic");
+    assert_eq!(t.messages, everything.len() as u64);
+    assert_eq!(t.subscriptions, 4);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let hook_view = loop {
+        let s = c.get_subscription("events", "hook").await.expect("sub");
+        if s.counts.delivered >= everything.len() as u64 || Instant::now() > deadline {
+            break s;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        hook_view.counts.delivered >= everything.len() as u64 && hook_view.counts.backlog == 0,
+        "{hook_view:?}"
+    );
+    let listed = c.list_topics(&ListQueues::default()).await.expect("list");
+    let names: Vec<&str> = listed.topics.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, vec!["events"]);
+
+    // Deleted, and made again: nothing of the old partitions comes back.
+    c.delete_topic("events").await.expect("delete");
+    assert!(c.get_topic("events").await.is_err(), "gone");
+    c.put_topic("events", &partitioned(6)).await.expect("again");
+    c.put_subscription("events", "feed", &SubscriptionSpec::new(Endpoint::Pull {}))
+        .await
+        .expect("pull subscription");
+    let again = c.get_topic("events").await.expect("topic");
+    assert_eq!(again.messages, 0, "{again:?}");
+    let (old, _) = pull_all(&c, "events", "feed", None, None).await;
+    assert!(old.is_empty(), "the old topic's messages are gone: {old:?}");
 }

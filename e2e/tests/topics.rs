@@ -930,6 +930,153 @@ async fn pull_and_websocket_read_the_timeline_with_device_cursors() {
     assert_eq!(rest, vec!["line 2", "line 3"]);
 }
 
+/// The next event of a stream (text frames only), within 10 s.
+async fn stream_event<S>(ws: &mut S) -> StreamEvent
+where
+    S: futures::Stream<Item = Result<Frame, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("a frame in time")
+            .expect("stream open")
+            .expect("frame");
+        if let Frame::Text(text) = frame {
+            return serde_json::from_str(text.as_str()).expect("event");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_of_a_partitioned_topic_wakes_on_every_partition_and_resumes_by_device() {
+    let (_dir, b) = broker("topics-partitioned-stream", &[]).await;
+    let c = &b.client;
+    let topic = c
+        .put_topic(
+            "ticks",
+            &TopicAttributesUpdate {
+                partitions: Some(3),
+                ..TopicAttributesUpdate::default()
+            },
+        )
+        .await
+        .expect("topic");
+    // One broker without data groups: every partition in group 0.
+    assert_eq!(topic.partition_groups, vec![0, 0, 0]);
+    c.put_subscription(
+        "ticks",
+        "live",
+        &SubscriptionSpec::new(Endpoint::Websocket {}),
+    )
+    .await
+    .expect("subscription");
+    let url = format!(
+        "ws://{}/v1/topics/ticks/subscriptions/live/stream?device=watch",
+        b.options.listen
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .expect("websocket connects");
+    // Published one at a time after the stream is open: each key wakes it, whichever
+    // partition it goes to; each key's messages come in order.
+    let mut sent = Vec::new();
+    for i in 0..24 {
+        let mut m = message(&format!("k{} {}", i % 6, i / 6), None, &[]);
+        m.key = Some(format!("k{}", i % 6));
+        c.publish("ticks", &m).await.expect("publish");
+        sent.push(m.body.expect("body"));
+    }
+    let mut got = Vec::new();
+    let mut cursors = Vec::new();
+    while got.len() < sent.len() {
+        match stream_event(&mut ws).await {
+            StreamEvent::Message { message } => {
+                got.push(message.body.expect("body"));
+                cursors.push(message.cursor);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let mut sorted_got = got.clone();
+    sorted_got.sort();
+    let mut sorted_sent = sent.clone();
+    sorted_sent.sort();
+    assert_eq!(sorted_got, sorted_sent, "each message once");
+    for key in 0..6 {
+        let order: Vec<&String> = got
+            .iter()
+            .filter(|b| b.starts_with(&format!("k{key} ")))
+            .collect();
+        let mut expected = order.clone();
+        expected.sort();
+        assert_eq!(order, expected, "key k{key} in order");
+    }
+
+    // The commit of the 20th message's cursor holds in every partition: a reconnect as
+    // the same device gets exactly the last four.
+    let commit = serde_json::json!({ "commit": cursors[19] }).to_string();
+    ws.send(Frame::Text(commit.into())).await.expect("commit");
+    assert_eq!(
+        stream_event(&mut ws).await,
+        StreamEvent::Committed {
+            cursor: cursors[19].clone()
+        }
+    );
+    ws.close(None).await.expect("close");
+    let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .expect("reconnect");
+    let mut rest = Vec::new();
+    while rest.len() < 4 {
+        match stream_event(&mut ws).await {
+            StreamEvent::Message { message } => rest.push(message.body.expect("body")),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(rest, got[20..].to_vec());
+    // The topic grows under the open stream: messages in the new partitions come too.
+    let grown = c
+        .put_topic(
+            "ticks",
+            &TopicAttributesUpdate {
+                partitions: Some(5),
+                ..TopicAttributesUpdate::default()
+            },
+        )
+        .await
+        .expect("grow");
+    assert_eq!(grown.partition_groups.len(), 5);
+    let mut later = Vec::new();
+    for i in 0..10 {
+        let mut m = message(&format!("later {i}"), None, &[]);
+        m.key = Some(format!("later-{i}"));
+        c.publish("ticks", &m).await.expect("publish");
+        later.push(m.body.expect("body"));
+    }
+    let mut streamed = Vec::new();
+    while streamed.len() < later.len() {
+        match stream_event(&mut ws).await {
+            StreamEvent::Message { message } => streamed.push(message.body.expect("body")),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    streamed.sort();
+    later.sort();
+    assert_eq!(streamed, later);
+    // A topic has at least one partition.
+    let err = c
+        .put_topic(
+            "ticks",
+            &TopicAttributesUpdate {
+                partitions: Some(0),
+                ..TopicAttributesUpdate::default()
+            },
+        )
+        .await
+        .expect_err("zero partitions");
+    assert_eq!(code(err), (400, ErrorCode::InvalidAttribute));
+}
+
 /// Starts aiosmtpd (a real SMTP server) writing into a maildir.
 struct SmtpServer {
     child: std::process::Child,

@@ -3,27 +3,25 @@
 //!
 //! Any node serves a stream from its own replica of the timeline (followers too), so
 //! streams spread over the cluster. A client commits its device's cursor by sending
-//! `{"commit": "<cursor>"}`; a follower passes the commit on to the leader.
+//! `{"commit": "<cursor>"}`; the commit is replicated in each partition's group.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::response::Response;
 use futures::{SinkExt, StreamExt};
-use sluice_client::{ApiError, ErrorBody, ErrorCode, PullQuery, StreamCommit, StreamEvent};
+use sluice_client::{ApiError, ErrorCode, PullQuery, StreamCommit, StreamEvent};
 use tokio::sync::mpsc;
 
 use super::error::HttpResult;
 use super::extract::{Path, Query};
-use super::forward;
 use super::topics::{
-    check_subscription, check_topic, decode_cursor, read_timeline, start_position,
+    TimelineWaiters, check_subscription, check_topic, commit_position, decode_cursor,
+    read_timeline, start_position, topic_shape,
 };
 use crate::node::Node;
-use crate::raft::command::Command;
 
 /// Messages read from the timeline per send burst, unless the client asks for fewer.
 const STREAM_BATCH: u32 = 64;
@@ -69,7 +67,7 @@ struct Session {
 }
 
 impl Session {
-    async fn run(self, socket: WebSocket, start: u64, batch: usize) {
+    async fn run(self, socket: WebSocket, start: Vec<u64>, batch: usize) {
         let (mut sender, mut receiver) = socket.split();
         let (replies, mut outbox) = mpsc::channel::<StreamEvent>(16);
         let this = &self;
@@ -93,20 +91,25 @@ impl Session {
         // Sends new messages as they arrive, and the answers to commits.
         let writing = async move {
             let node = &this.node;
-            let waiters = node.group_of(&this.topic).state.waiters();
-            let key = format!("topic/{}", this.topic);
+            let mut waiters = TimelineWaiters::new(node, &this.topic, start.len());
             let mut shutdown = node.shutdown_signal();
             let mut position = start;
             loop {
-                let notify = waiters.get(&key);
+                // A topic that grew: its new partitions are read from their start.
+                if let Ok((_, partitions)) = topic_shape(node, &this.topic)
+                    && partitions as usize > position.len()
+                {
+                    position.resize(partitions as usize, 0);
+                    waiters.release();
+                    waiters = TimelineWaiters::new(node, &this.topic, position.len());
+                }
                 let open = {
-                    let notified = notify.notified();
-                    tokio::pin!(notified);
-                    notified.as_mut().enable();
+                    let published = waiters.published();
+                    tokio::pin!(published);
                     let mut events = Vec::new();
                     let mut gone = false;
                     let caught_up =
-                        match read_timeline(node, &this.topic, &this.sub, position, batch) {
+                        match read_timeline(node, &this.topic, &this.sub, &position, batch) {
                             Ok((messages, resume)) => {
                                 let caught_up = resume == position;
                                 position = resume;
@@ -136,7 +139,7 @@ impl Session {
                     }
                     if open && caught_up {
                         tokio::select! {
-                            _ = &mut notified => {}
+                            _ = &mut published => {}
                             _ = tokio::time::sleep(IDLE_MAX) => {}
                             _ = shutdown.changed() => open = false,
                             event = outbox.recv() => match event {
@@ -147,11 +150,11 @@ impl Session {
                     }
                     open
                 };
-                waiters.release(&key, notify);
                 if !open || *shutdown.borrow() {
                     break;
                 }
             }
+            waiters.release();
             let _ = sender.close().await;
         };
         tokio::select! {
@@ -174,56 +177,10 @@ impl Session {
                 format!("expected {{\"commit\": \"<cursor>\"}}: {e}"),
             )
         })?;
-        let node = &self.node;
-        let group = node.group_of(&self.topic);
-        if group.is_leader() {
-            let topic_id = group.state.read().topics.get(&self.topic)?.id;
-            let position = decode_cursor(topic_id, &commit.commit).map_err(|e| e.0)?;
-            node.propose(Command::CommitCursor {
-                topic: self.topic.clone(),
-                subscription: self.sub.clone(),
-                device: device.clone(),
-                position,
-            })
-            .await?;
-            return Ok(commit.commit);
-        }
-        let Some((_, leader)) = group.leader() else {
-            return Err(ApiError::new(
-                ErrorCode::Unavailable,
-                "no leader yet (an election is under way); commit again shortly",
-            ));
-        };
-        let path = format!(
-            "/v1/topics/{}/subscriptions/{}/cursors/{device}",
-            self.topic, self.sub
-        );
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        let body = serde_json::to_vec(&sluice_client::CursorPosition {
-            cursor: commit.commit.clone(),
-        })
-        .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
-        let answer = forward::send(node, &leader, Method::PUT, &path, &headers, body.into())
-            .await
-            .unwrap_or_else(axum::response::Response::from);
-        if answer.status().is_success() {
-            return Ok(commit.commit);
-        }
-        let bytes = axum::body::to_bytes(answer.into_body(), 1 << 16)
-            .await
-            .unwrap_or_default();
-        Err(serde_json::from_slice::<ErrorBody>(&bytes)
-            .map(|b| b.error)
-            .unwrap_or_else(|_| {
-                ApiError::new(
-                    ErrorCode::Unavailable,
-                    "the leader did not take the commit; retry",
-                )
-            }))
+        let (topic_id, partitions) = topic_shape(&self.node, &self.topic).map_err(|e| e.0)?;
+        let position = decode_cursor(topic_id, partitions, &commit.commit).map_err(|e| e.0)?;
+        commit_position(&self.node, &self.topic, &self.sub, device, position).await?;
+        Ok(commit.commit)
     }
 }
 

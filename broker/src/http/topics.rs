@@ -1,8 +1,15 @@
 //! Topics and their subscriptions: create, update, list, delete, publish, and pulling a
 //! subscription's timeline with per-device cursors.
+//!
+//! A partitioned topic (see `crate::topic::partition`) is one topic to clients: a
+//! publish goes to its messages' partitions, a pull gathers from every partition, a
+//! cursor holds a position per partition, and the views add up the partitions.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use axum::extract::State;
@@ -26,12 +33,16 @@ use crate::queue::state::SendOutcome;
 use crate::raft::Group;
 use crate::raft::command::{Command, Response};
 use crate::raft::log_store::StoredMessage;
-use crate::raft::state_machine::unexpected;
+use crate::raft::state_machine::{Waiters, unexpected};
 use crate::topic::config::{SubscriptionConfig, Target, TopicUpdate};
+use crate::topic::partition::{partition_name, partition_of};
 use crate::topic::{SubscriptionState, TopicState};
 
-/// Messages a pull looks at (matching or not) before it answers.
+/// Messages a pull looks at (matching or not, over every partition) before it answers.
 const PULL_SCAN_MAX: u64 = 10_000;
+
+/// Whose turn it is among a topic's partitions for messages without a key.
+static UNKEYED_TURN: AtomicU32 = AtomicU32::new(0);
 
 pub fn check_topic(name: &str) -> HttpResult<()> {
     names::validate_name("topic", name).map_err(|m| HttpError::new(ErrorCode::InvalidName, m))
@@ -42,13 +53,6 @@ pub fn check_subscription(name: &str) -> HttpResult<()> {
         .map_err(|m| HttpError::new(ErrorCode::InvalidName, m))
 }
 
-fn subscription_not_found(topic: &str, sub: &str) -> HttpError {
-    HttpError::new(
-        ErrorCode::SubscriptionNotFound,
-        format!("topic {topic} has no subscription {sub}"),
-    )
-}
-
 fn topic_view(t: &TopicState, group: u32) -> Topic {
     Topic {
         name: t.name.clone(),
@@ -57,9 +61,62 @@ fn topic_view(t: &TopicState, group: u32) -> Topic {
         subscriptions: t.subscriptions.len() as u64,
         created_at: time(t.created_ms),
         group,
+        partition_groups: Vec::new(),
     }
 }
 
+/// Reads partition `p` of `topic` as this node's replica holds it; `None` when that
+/// replica does not hold it (yet).
+fn read_partition<R>(
+    node: &Node,
+    topic: &str,
+    p: u32,
+    read: impl FnOnce(&TopicState) -> R,
+) -> Option<R> {
+    let name = partition_name(topic, p);
+    let state = node.group_of(&name).state.read();
+    state.topics.get(&name).ok().map(read)
+}
+
+/// A view of partition 0 completed with the other partitions: their messages, and the
+/// group of each partition.
+fn with_partitions(node: &Node, mut view: Topic) -> Topic {
+    let partitions = view.attributes.partitions;
+    if partitions > 1 {
+        view.messages += (1..partitions)
+            .filter_map(|p| read_partition(node, &view.name, p, |t| t.timeline.len()))
+            .sum::<u64>();
+        view.partition_groups = (0..partitions)
+            .map(|p| node.placement.group_of(&partition_name(&view.name, p)))
+            .collect();
+    }
+    view
+}
+
+/// A subscription's view with the delivery counts of every partition added up.
+fn subscription_with_partitions(
+    node: &Node,
+    partitions: u32,
+    mut view: Subscription,
+) -> Subscription {
+    for p in 1..partitions {
+        let counts = read_partition(node, &view.topic, p, |t| {
+            t.subscriptions
+                .get(&view.name)
+                .map(|s| subscription_view(t, s).counts)
+        })
+        .flatten();
+        if let Some(c) = counts {
+            view.counts.delivered += c.delivered;
+            view.counts.backlog += c.backlog;
+            view.counts.retrying += c.retrying;
+            view.counts.failed += c.failed;
+        }
+    }
+    view
+}
+
+/// A subscription as one partition (partition 0: the topic's own) sees it.
 pub fn subscription_view(t: &TopicState, s: &SubscriptionState) -> Subscription {
     let backlog = if s.config.target.is_push() {
         t.timeline.next_seq().saturating_sub(s.next)
@@ -68,7 +125,7 @@ pub fn subscription_view(t: &TopicState, s: &SubscriptionState) -> Subscription 
     };
     Subscription {
         name: s.name.clone(),
-        topic: t.name.clone(),
+        topic: crate::topic::partition::topic_of(&t.name).to_string(),
         endpoint: s.config.endpoint(),
         filter: s.config.wire_filter(),
         retry: s.config.wire_retry(),
@@ -87,15 +144,20 @@ pub fn subscription_view(t: &TopicState, s: &SubscriptionState) -> Subscription 
 }
 
 /// A position on a topic's timeline, as clients see it: the topic's id (so a cursor
-/// outlives no incarnation of its topic) and the sequence number.
-pub fn encode_cursor(topic_id: u64, seq: u64) -> String {
-    let mut bytes = [0u8; 16];
-    bytes[..8].copy_from_slice(&topic_id.to_be_bytes());
-    bytes[8..].copy_from_slice(&seq.to_be_bytes());
+/// outlives no incarnation of its topic) and a sequence number per partition. A topic
+/// of one partition has the same cursors as before partitions existed.
+pub fn encode_cursor(topic_id: u64, position: &[u64]) -> String {
+    let mut bytes = Vec::with_capacity(8 + 8 * position.len());
+    bytes.extend_from_slice(&topic_id.to_be_bytes());
+    for seq in position {
+        bytes.extend_from_slice(&seq.to_be_bytes());
+    }
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-pub fn decode_cursor(topic_id: u64, text: &str) -> HttpResult<u64> {
+/// A cursor's position, one sequence number for each of the topic's `partitions`: a
+/// cursor from before the topic grew starts its new partitions at their beginning.
+pub fn decode_cursor(topic_id: u64, partitions: u32, text: &str) -> HttpResult<Vec<u64>> {
     let bad = || {
         HttpError::new(
             ErrorCode::InvalidCursor,
@@ -103,12 +165,24 @@ pub fn decode_cursor(topic_id: u64, text: &str) -> HttpResult<u64> {
         )
     };
     let bytes = URL_SAFE_NO_PAD.decode(text).map_err(|_| bad())?;
-    if bytes.len() != 16 || bytes[..8] != topic_id.to_be_bytes() {
+    let seqs = (bytes.len() / 8).saturating_sub(1);
+    if bytes.len() % 8 != 0
+        || seqs == 0
+        || seqs > partitions as usize
+        || bytes[..8] != topic_id.to_be_bytes()
+    {
         return Err(bad());
     }
-    Ok(u64::from_be_bytes(
-        bytes[8..].try_into().map_err(|_| bad())?,
-    ))
+    let mut position: Vec<u64> = bytes[8..]
+        .chunks_exact(8)
+        .map(|chunk| {
+            let mut seq = [0u8; 8];
+            seq.copy_from_slice(chunk);
+            u64::from_be_bytes(seq)
+        })
+        .collect();
+    position.resize(partitions as usize, 0);
+    Ok(position)
 }
 
 /// `PUT /v1/topics/{topic}`.
@@ -119,6 +193,14 @@ pub async fn put(
 ) -> HttpResult<(StatusCode, Json<Topic>)> {
     check_topic(&name)?;
     let update = TopicUpdate::from_wire(&update)?;
+    // New partitions exist before partition 0 counts them, so no publish is routed to
+    // one that does not (a smaller count is refused by the state machine).
+    let current = read_partition(&node, &name, 0, |t| t.config.partitions);
+    if let (Some(current), Some(wanted)) = (current, update.partitions)
+        && wanted > current
+    {
+        crate::partitions::grow(&node, &name, wanted).await?;
+    }
     let response = node
         .propose(Command::PutTopic {
             topic: name.clone(),
@@ -128,8 +210,8 @@ pub async fn put(
     let Response::QueuePut { created } = response else {
         return Err(unexpected(&response).into());
     };
-    let state = node.group_of(&name).state.read();
-    let view = topic_view(state.topics.get(&name)?, node.placement.group_of(&name));
+    crate::partitions::sync(&node, &name).await?;
+    let view = get_view(&node, &name)?;
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -148,11 +230,11 @@ pub async fn get(
 }
 
 pub fn get_view(node: &Node, name: &str) -> HttpResult<Topic> {
-    let state = node.group_of(name).state.read();
-    Ok(topic_view(
-        state.topics.get(name)?,
-        node.placement.group_of(name),
-    ))
+    let view = {
+        let state = node.group_of(name).state.read();
+        topic_view(state.topics.get(name)?, node.placement.group_of(name))
+    };
+    Ok(with_partitions(node, view))
 }
 
 /// `GET /v1/topics?prefix=&limit=&after=`.
@@ -187,16 +269,26 @@ pub async fn list(
     let next = more
         .then(|| topics.last().map(|t| t.name.clone()))
         .flatten();
+    let topics = topics
+        .into_iter()
+        .map(|view| with_partitions(&node, view))
+        .collect();
     Ok(Json(TopicList { topics, next }))
 }
 
-/// `DELETE /v1/topics/{topic}`: 204.
+/// `DELETE /v1/topics/{topic}`: 204. Partition 0 goes first, so the topic is gone for
+/// clients at once; then the other partitions.
 pub async fn delete(
     State(node): State<Arc<Node>>,
     Path(name): Path<String>,
 ) -> HttpResult<StatusCode> {
     check_topic(&name)?;
-    node.propose(Command::DeleteTopic { topic: name }).await?;
+    let partitions = read_partition(&node, &name, 0, |t| t.config.partitions).unwrap_or(1);
+    node.propose(Command::DeleteTopic {
+        topic: name.clone(),
+    })
+    .await?;
+    crate::partitions::delete(&node, &name, partitions).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -224,18 +316,26 @@ pub async fn publish(
     super::messages::sent_answer(results, batch, "publishing")
 }
 
-/// Publishes messages in one replicated command, each checked on its own: an outcome
-/// per message, in order (a message that fails its checks fails alone).
+/// Publishes messages, each checked on its own: an outcome per message, in order (a
+/// message that fails its checks fails alone). The messages for one partition go in one
+/// replicated command; a request whose messages all go to one partition fails as a
+/// whole when that command does, one split over partitions fails per partition.
 pub async fn publish_messages(
     node: &Node,
     name: String,
     key: Option<u128>,
     messages: Vec<PublishMessage>,
 ) -> HttpResult<Vec<Result<Sent, ApiError>>> {
-    let group = node.group_of(&name);
-    group.state.read().topics.get(&name)?;
+    let (topic_id, partitions) = topic_shape(node, &name)?;
+    // Messages without a key go together to one partition: the next in turn, or the one
+    // the idempotency key names, so a request sent again lands where it did before.
+    let unkeyed = match key {
+        Some(key) => (key % u128::from(partitions.max(1))) as u32,
+        None => UNKEYED_TURN.fetch_add(1, Ordering::Relaxed),
+    };
     let mut results: Vec<Option<Result<Sent, ApiError>>> = Vec::new();
-    let mut accepted = Vec::new();
+    // Per partition: the messages, and the slot of `results` each one answers.
+    let mut batches: BTreeMap<u32, (Vec<NewMessage>, Vec<usize>)> = BTreeMap::new();
     for m in messages {
         let checked = (|| {
             let (body, text) = body_of(m.body, m.body_base64)?;
@@ -256,39 +356,88 @@ pub async fn publish_messages(
         })();
         match checked {
             Ok(msg) => {
+                let p = partition_of(msg.key.as_deref(), partitions, unkeyed);
+                let batch = batches.entry(p).or_default();
+                batch.0.push(msg);
+                batch.1.push(results.len());
                 results.push(None);
-                accepted.push(msg);
             }
             Err(e) => results.push(Some(Err(e))),
         }
     }
-    if !accepted.is_empty() {
-        let response = node
-            .propose(Command::Publish {
-                topic: name,
-                messages: accepted.into(),
-                key,
-            })
-            .await?;
-        let Response::Sent(outcomes) = response else {
-            return Err(unexpected(&response).into());
+    let split = batches.len() > 1;
+    let proposals = batches.into_iter().map(|(p, (messages, slots))| {
+        let topic = partition_name(&name, p);
+        let group = node.placement.group_of(&topic);
+        let name = &name;
+        async move {
+            let answer = match partition_ready(node, name, p, topic_id) {
+                Err(e) => Err(e),
+                Ok(()) => node
+                    .propose(Command::Publish {
+                        topic,
+                        messages: messages.into(),
+                        key,
+                    })
+                    .await
+                    .map_err(|e| partition_error(name, p, e))
+                    .and_then(|response| match response {
+                        Response::Sent(outcomes) => Ok(outcomes),
+                        other => Err(unexpected(&other)),
+                    }),
+            };
+            (group, slots, answer)
+        }
+    });
+    for (group, slots, answer) in futures::future::join_all(proposals).await {
+        let outcomes = match answer {
+            Ok(outcomes) => outcomes,
+            Err(e) if !split => return Err(e.into()),
+            Err(e) => slots.iter().map(|_| Err(e.clone())).collect(),
         };
-        let mut outcomes = outcomes.into_iter();
-        for slot in results.iter_mut().filter(|r| r.is_none()) {
-            *slot = outcomes.next().map(|o| {
-                o.map(|outcome| match outcome {
-                    SendOutcome::Stored(loc) | SendOutcome::Duplicate(loc) => Sent {
-                        id: message_id(group.id, loc),
-                        duplicate: false,
-                    },
-                })
-            });
+        for (slot, outcome) in slots.into_iter().zip(outcomes) {
+            results[slot] = Some(outcome.map(|outcome| match outcome {
+                SendOutcome::Stored(loc) | SendOutcome::Duplicate(loc) => Sent {
+                    id: message_id(group, loc),
+                    duplicate: false,
+                },
+            }));
         }
     }
     Ok(results
         .into_iter()
         .map(|r| r.unwrap_or_else(|| Err(ApiError::new(ErrorCode::Internal, "no outcome"))))
         .collect())
+}
+
+/// Partition `p` of the topic whose partition 0 has id `topic_id`, as this node's
+/// replica holds it, is that topic's (not one a deleted topic of the same name left
+/// behind, which is replaced when synced): else a passing error. Partition 0 always is.
+fn partition_ready(node: &Node, topic: &str, p: u32, topic_id: u64) -> Result<(), ApiError> {
+    if p == 0 || read_partition(node, topic, p, |t| t.id) == Some(topic_id) {
+        return Ok(());
+    }
+    Err(partition_not_ready(topic, p))
+}
+
+fn partition_not_ready(topic: &str, p: u32) -> ApiError {
+    ApiError::new(
+        ErrorCode::Unavailable,
+        format!(
+            "partition {p} of topic {topic} is not ready yet (the topic is being made or grown); retry shortly"
+        ),
+    )
+}
+
+/// An error from another partition's group, told in the topic's terms: a partition not
+/// found is one not made yet.
+fn partition_error(topic: &str, p: u32, error: ApiError) -> ApiError {
+    match error.code {
+        ErrorCode::TopicNotFound | ErrorCode::SubscriptionNotFound if p > 0 => {
+            partition_not_ready(topic, p)
+        }
+        _ => error,
+    }
 }
 
 /// `PUT /v1/topics/{topic}/subscriptions/{sub}`: 201 when created.
@@ -334,18 +483,25 @@ pub async fn put_subscription(
     let Response::QueuePut { created } = response else {
         return Err(unexpected(&response).into());
     };
-    let state = node.group_of(&topic).state.read();
-    let t = state.topics.get(&topic)?;
-    let s = t
-        .subscriptions
-        .get(&sub)
-        .ok_or_else(|| subscription_not_found(&topic, &sub))?;
+    crate::partitions::sync(&node, &topic).await?;
+    let view = subscription_across_partitions(&node, &topic, &sub)?;
     let status = if created {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(subscription_view(t, s))))
+    Ok((status, Json(view)))
+}
+
+/// A subscription's view over every partition of its topic.
+fn subscription_across_partitions(node: &Node, topic: &str, sub: &str) -> HttpResult<Subscription> {
+    let (partitions, view) = {
+        let state = node.group_of(topic).state.read();
+        let t = state.topics.get(topic)?;
+        let s = t.subscription(sub)?;
+        (t.config.partitions, subscription_view(t, s))
+    };
+    Ok(subscription_with_partitions(node, partitions, view))
 }
 
 /// `GET /v1/topics/{topic}/subscriptions/{sub}`.
@@ -355,13 +511,7 @@ pub async fn get_subscription(
 ) -> HttpResult<Json<Subscription>> {
     check_topic(&topic)?;
     check_subscription(&sub)?;
-    let state = node.group_of(&topic).state.read();
-    let t = state.topics.get(&topic)?;
-    let s = t
-        .subscriptions
-        .get(&sub)
-        .ok_or_else(|| subscription_not_found(&topic, &sub))?;
-    Ok(Json(subscription_view(t, s)))
+    Ok(Json(subscription_across_partitions(&node, &topic, &sub)?))
 }
 
 /// `GET /v1/topics/{topic}/subscriptions`.
@@ -370,13 +520,20 @@ pub async fn list_subscriptions(
     Path(topic): Path<String>,
 ) -> HttpResult<Json<SubscriptionList>> {
     check_topic(&topic)?;
-    let state = node.group_of(&topic).state.read();
-    let t = state.topics.get(&topic)?;
-    Ok(Json(SubscriptionList {
-        subscriptions: t
+    let (partitions, views) = {
+        let state = node.group_of(&topic).state.read();
+        let t = state.topics.get(&topic)?;
+        let views: Vec<Subscription> = t
             .subscriptions
             .values()
             .map(|s| subscription_view(t, s))
+            .collect();
+        (t.config.partitions, views)
+    };
+    Ok(Json(SubscriptionList {
+        subscriptions: views
+            .into_iter()
+            .map(|view| subscription_with_partitions(&node, partitions, view))
             .collect(),
     }))
 }
@@ -388,11 +545,13 @@ pub async fn delete_subscription(
 ) -> HttpResult<StatusCode> {
     check_topic(&topic)?;
     check_subscription(&sub)?;
+    let partitions = read_partition(&node, &topic, 0, |t| t.config.partitions).unwrap_or(1);
     node.propose(Command::DeleteSubscription {
-        topic,
-        subscription: sub,
+        topic: topic.clone(),
+        subscription: sub.clone(),
     })
     .await?;
+    crate::partitions::remove_subscription(&node, &topic, partitions, &sub).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -420,13 +579,12 @@ async fn check_remote_queues(
     Ok(())
 }
 
-/// A topic message as clients get it, with the cursor right after it.
+/// A topic message as clients get it, with `cursor`, the position right after it.
 pub fn topic_message(
     group: &Group,
-    topic_id: u64,
-    seq: u64,
     loc: MsgLoc,
     stored: &StoredMessage,
+    cursor: String,
 ) -> TopicMessage {
     let msg = stored.message();
     let (body, body_base64) = match (msg.text, std::str::from_utf8(&msg.body)) {
@@ -441,7 +599,7 @@ pub fn topic_message(
         key: msg.key.clone(),
         attributes: msg.attributes.iter().cloned().collect::<BTreeMap<_, _>>(),
         published_at: time(stored.time_ms()),
-        cursor: encode_cursor(topic_id, seq + 1),
+        cursor,
     }
 }
 
@@ -453,77 +611,204 @@ pub fn stored_message(group: &Group, loc: MsgLoc) -> HttpResult<Option<StoredMes
         .map_err(|e| HttpError::internal("reading a message from the log", e))
 }
 
-/// Messages of a timeline subscription from `start`, filtered, up to `max`; and the
-/// position to resume from.
+/// A position a read looked at: its message when the subscription's filter takes it.
+struct Scanned {
+    seq: u64,
+    published_ms: u64,
+    message: Option<(MsgLoc, StoredMessage)>,
+}
+
+/// Messages of a timeline subscription from `start` (a position per partition),
+/// filtered, up to `max`; and the position to resume from. Within a partition messages
+/// come in order; the partitions are merged by publish time.
 pub fn read_timeline(
     node: &Node,
     topic: &str,
     sub: &str,
-    start: u64,
+    start: &[u64],
     max: usize,
-) -> HttpResult<(Vec<TopicMessage>, u64)> {
-    let (topic_id, filter, locs) = {
+) -> HttpResult<(Vec<TopicMessage>, Vec<u64>)> {
+    let (topic_id, filter) = {
         let state = node.group_of(topic).state.read();
         let t = state.topics.get(topic)?;
-        let s = t
-            .subscriptions
-            .get(sub)
-            .ok_or_else(|| subscription_not_found(topic, sub))?;
-        let start = start.max(t.timeline.base());
-        let end = t.timeline.next_seq().min(start + PULL_SCAN_MAX);
-        let locs: Vec<(u64, MsgLoc)> = (start..end)
-            .filter_map(|seq| t.timeline.get(seq).map(|loc| (seq, loc)))
-            .collect();
-        (t.id, s.config.filter.clone(), locs)
+        let s = t.subscription(sub)?;
+        (t.id, s.config.filter.clone())
     };
-    let mut messages = Vec::new();
-    let mut resume = start;
-    for (seq, loc) in locs {
-        if messages.len() >= max {
-            break;
-        }
-        resume = seq + 1;
-        if let Some(stored) = stored_message(node.group_of(topic), loc)?
-            && filter.matches(stored.message())
-        {
-            messages.push(topic_message(
-                node.group_of(topic),
-                topic_id,
+    let scan_max = (PULL_SCAN_MAX / start.len().max(1) as u64).max(max as u64);
+    // Each partition's positions from its start, read until `max` of them match.
+    let mut lanes: Vec<(&Group, VecDeque<Scanned>)> = Vec::with_capacity(start.len());
+    for (p, &from) in start.iter().enumerate() {
+        let name = partition_name(topic, p as u32);
+        let group = node.group_of(&name);
+        let locs: Vec<(u64, MsgLoc)> = {
+            let state = group.state.read();
+            match state.topics.get(&name) {
+                Ok(t) if t.id == topic_id => {
+                    let from = from.max(t.timeline.base());
+                    let end = t.timeline.next_seq().min(from + scan_max);
+                    (from..end)
+                        .filter_map(|seq| t.timeline.get(seq).map(|loc| (seq, loc)))
+                        .collect()
+                }
+                // Not made yet on this replica (or left by a deleted topic): nothing
+                // published to it here.
+                _ => Vec::new(),
+            }
+        };
+        let mut scanned = VecDeque::new();
+        let mut matching = 0;
+        for (seq, loc) in locs {
+            if matching == max {
+                break;
+            }
+            let stored = stored_message(group, loc)?;
+            let published_ms = stored.as_ref().map_or(0, |m| m.time_ms());
+            let message = stored
+                .filter(|m| filter.matches(m.message()))
+                .map(|m| (loc, m));
+            matching += usize::from(message.is_some());
+            scanned.push_back(Scanned {
                 seq,
-                loc,
-                &stored,
-            ));
+                published_ms,
+                message,
+            });
+        }
+        lanes.push((group, scanned));
+    }
+    let mut position = start.to_vec();
+    let mut messages = Vec::new();
+    while messages.len() < max {
+        let Some(p) = (0..lanes.len())
+            .filter_map(|p| lanes[p].1.front().map(|s| (s.published_ms, p)))
+            .min()
+            .map(|(_, p)| p)
+        else {
+            break;
+        };
+        let Some(next) = lanes[p].1.pop_front() else {
+            break;
+        };
+        position[p] = next.seq + 1;
+        if let Some((loc, stored)) = next.message {
+            let cursor = encode_cursor(topic_id, &position);
+            messages.push(topic_message(lanes[p].0, loc, &stored, cursor));
         }
     }
-    Ok((messages, resume))
+    Ok((messages, position))
 }
 
-/// Where a pull or stream starts: after the given cursor, else at the device's committed
-/// position, else at the oldest retained message.
+/// Where a pull or stream starts, a position per partition: after the given cursor, else
+/// at the device's committed position, else at the oldest retained message.
 pub fn start_position(
     node: &Node,
     topic: &str,
     sub: &str,
     after: Option<&str>,
     device: Option<&str>,
-) -> HttpResult<u64> {
+) -> HttpResult<Vec<u64>> {
+    let (topic_id, partitions) = {
+        let state = node.group_of(topic).state.read();
+        let t = state.topics.get(topic)?;
+        let s = t.subscription(sub)?;
+        if !s.config.target.is_timeline() {
+            return Err(HttpError::invalid(format!(
+                "subscription {sub} is pushed, not pulled; make a pull or websocket subscription to read the timeline"
+            )));
+        }
+        (t.id, t.config.partitions)
+    };
+    let mut position = match after {
+        Some(cursor) => decode_cursor(topic_id, partitions, cursor)?,
+        None => vec![0; partitions as usize],
+    };
+    for (p, seq) in position.iter_mut().enumerate() {
+        let (base, committed) = read_partition(node, topic, p as u32, |t| {
+            let committed = device.and_then(|d| t.subscriptions.get(sub)?.cursors.get(d).copied());
+            (t.timeline.base(), committed)
+        })
+        .unwrap_or((0, None));
+        if after.is_none() {
+            *seq = committed.unwrap_or(0);
+        }
+        *seq = (*seq).max(base);
+    }
+    Ok(position)
+}
+
+/// The topic's id and its partitions, as its partition 0 has them.
+pub fn topic_shape(node: &Node, topic: &str) -> HttpResult<(u64, u32)> {
     let state = node.group_of(topic).state.read();
     let t = state.topics.get(topic)?;
-    let s = t
-        .subscriptions
-        .get(sub)
-        .ok_or_else(|| subscription_not_found(topic, sub))?;
-    if !s.config.target.is_timeline() {
-        return Err(HttpError::invalid(format!(
-            "subscription {sub} is pushed, not pulled; make a pull or websocket subscription to read the timeline"
-        )));
+    Ok((t.id, t.config.partitions))
+}
+
+/// Commits a device's position on every partition of a timeline subscription.
+pub async fn commit_position(
+    node: &Node,
+    topic: &str,
+    sub: &str,
+    device: &str,
+    position: Vec<u64>,
+) -> Result<(), ApiError> {
+    let commits = position.into_iter().enumerate().map(|(p, seq)| async move {
+        node.propose(Command::CommitCursor {
+            topic: partition_name(topic, p as u32),
+            subscription: sub.to_string(),
+            device: device.to_string(),
+            position: seq,
+        })
+        .await
+        .map_err(|e| partition_error(topic, p as u32, e))
+    });
+    for answer in futures::future::join_all(commits).await {
+        answer?;
     }
-    let position = match (after, device) {
-        (Some(cursor), _) => decode_cursor(t.id, cursor)?,
-        (None, Some(device)) => s.cursors.get(device).copied().unwrap_or(0),
-        (None, None) => 0,
-    };
-    Ok(position.max(t.timeline.base()))
+    Ok(())
+}
+
+/// A reader's registration with every partition of a topic: a publish to any of them
+/// wakes it.
+pub struct TimelineWaiters<'a> {
+    registered: Vec<(&'a Waiters, String, Arc<tokio::sync::Notify>)>,
+}
+
+impl<'a> TimelineWaiters<'a> {
+    pub fn new(node: &'a Node, topic: &str, partitions: usize) -> Self {
+        let registered = (0..partitions)
+            .map(|p| {
+                let name = partition_name(topic, p as u32);
+                let waiters = node.group_of(&name).state.waiters();
+                let key = format!("topic/{name}");
+                let notify = waiters.get(&key);
+                (waiters, key, notify)
+            })
+            .collect();
+        Self { registered }
+    }
+
+    /// Completes on the next publish to any partition after this call (so a read made
+    /// after it misses no wake).
+    pub fn published(&self) -> impl Future<Output = ()> + '_ {
+        let mut notified: Vec<Pin<Box<tokio::sync::futures::Notified<'_>>>> = self
+            .registered
+            .iter()
+            .map(|(_, _, notify)| Box::pin(notify.notified()))
+            .collect();
+        for n in &mut notified {
+            n.as_mut().enable();
+        }
+        async move {
+            if !notified.is_empty() {
+                futures::future::select_all(notified).await;
+            }
+        }
+    }
+
+    pub fn release(self) {
+        for (waiters, key, notify) in self.registered {
+            waiters.release(&key, notify);
+        }
+    }
 }
 
 /// `GET /v1/topics/{topic}/subscriptions/{sub}/messages?after=&device=&max=&waitSeconds=`.
@@ -556,36 +841,32 @@ pub async fn pull(
         query.device.as_deref(),
     )?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(wait as u64);
-    let waiters = node.group_of(&topic).state.waiters();
-    let key = format!("topic/{topic}");
-    let notify = waiters.get(&key);
+    let waiters = TimelineWaiters::new(&node, &topic, start.len());
     let mut shutdown = node.shutdown_signal();
-    let result: HttpResult<(Vec<TopicMessage>, u64)> = async {
+    let result: HttpResult<(Vec<TopicMessage>, Vec<u64>)> = async {
         let mut position = start;
         loop {
-            let notified = notify.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            let (messages, resume) = read_timeline(&node, &topic, &sub, position, max as usize)?;
+            let published = waiters.published();
+            let (messages, resume) = read_timeline(&node, &topic, &sub, &position, max as usize)?;
             position = resume;
             if !messages.is_empty() || tokio::time::Instant::now() >= deadline || *shutdown.borrow()
             {
                 return Ok((messages, position));
             }
             tokio::select! {
-                _ = &mut notified => {}
+                _ = published => {}
                 _ = tokio::time::sleep_until(deadline) => {}
                 _ = shutdown.changed() => {}
             }
         }
     }
     .await;
-    waiters.release(&key, notify);
+    waiters.release();
     let (messages, resume) = result?;
-    let topic_id = node.group_of(&topic).state.read().topics.get(&topic)?.id;
+    let (topic_id, _) = topic_shape(&node, &topic)?;
     Ok(Json(PullResponse {
         messages,
-        cursor: encode_cursor(topic_id, resume),
+        cursor: encode_cursor(topic_id, &resume),
     }))
 }
 
@@ -599,15 +880,9 @@ pub async fn commit_cursor(
     check_topic(&topic)?;
     check_subscription(&sub)?;
     check_id_field("device", &Some(device.clone()))?;
-    let topic_id = node.group_of(&topic).state.read().topics.get(&topic)?.id;
-    let seq = decode_cursor(topic_id, &position.cursor)?;
-    node.propose(Command::CommitCursor {
-        topic,
-        subscription: sub,
-        device,
-        position: seq,
-    })
-    .await?;
+    let (topic_id, partitions) = topic_shape(&node, &topic)?;
+    let seqs = decode_cursor(topic_id, partitions, &position.cursor)?;
+    commit_position(&node, &topic, &sub, &device, seqs).await?;
     Ok(Json(position))
 }
 
@@ -619,8 +894,34 @@ pub async fn get_cursor(
     check_topic(&topic)?;
     check_subscription(&sub)?;
     let start = start_position(&node, &topic, &sub, None, Some(&device))?;
-    let topic_id = node.group_of(&topic).state.read().topics.get(&topic)?.id;
+    let (topic_id, _) = topic_shape(&node, &topic)?;
     Ok(Json(CursorPosition {
-        cursor: encode_cursor(topic_id, start),
+        cursor: encode_cursor(topic_id, &start),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cursor_holds_a_position_per_partition_and_survives_growth() {
+        // One partition: the 16-byte cursor clients had before partitions.
+        let one = encode_cursor(7, &[42]);
+        assert_eq!(URL_SAFE_NO_PAD.decode(&one).expect("base64").len(), 16);
+        assert_eq!(decode_cursor(7, 1, &one).expect("valid"), vec![42]);
+        // A topic grown to three partitions reads the new ones from their start.
+        assert_eq!(decode_cursor(7, 3, &one).expect("valid"), vec![42, 0, 0]);
+        let three = encode_cursor(7, &[1, 2, 3]);
+        assert_eq!(decode_cursor(7, 3, &three).expect("valid"), vec![1, 2, 3]);
+        for (topic_id, partitions, text) in [
+            (8, 3, three.as_str()), // another topic (or an earlier one of this name)
+            (7, 2, three.as_str()), // more positions than partitions
+            (7, 3, "not a cursor!"),
+            (7, 3, "AAAA"),
+        ] {
+            let err = decode_cursor(topic_id, partitions, text).expect_err(text);
+            assert_eq!(err.0.code, ErrorCode::InvalidCursor);
+        }
+    }
 }

@@ -18,13 +18,14 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use sluice_client::{ApiError, ErrorCode};
 use tokio::task::JoinHandle;
 
-use crate::http::topics::{stored_message, topic_message};
+use crate::http::topics::{encode_cursor, stored_message, topic_message};
 use crate::node::Node;
 use crate::queue::ids::MsgLoc;
 use crate::raft::command::Command;
 use crate::raft::now_ms;
 use crate::topic::DeliveryReport;
 use crate::topic::config::{SubscriptionConfig, Target};
+use crate::topic::partition::topic_of;
 use client::PushClient;
 use deliver::Mailer;
 
@@ -68,17 +69,29 @@ pub async fn supervise(node: Arc<Node>, mailer: Option<Mailer>, http: PushClient
             _ = tokio::time::sleep(SUPERVISE_EVERY) => {}
             _ = shutdown.changed() => break,
         }
-        // Workers run on the leader of each topic's group.
+        // Workers run on the leader of each partition's group.
         let mut wanted: HashMap<SubscriptionKey, Incarnation> = HashMap::new();
         for group in node.data_groups().filter(|g| g.is_leader()) {
             let state = group.state.read();
-            wanted.extend(state.topics.iter().flat_map(|t| {
+            wanted.extend(state.topics.partitions().flat_map(|t| {
                 t.subscriptions
                     .values()
                     .filter(|s| s.config.target.is_push())
                     .map(|s| ((t.name.clone(), s.name.clone()), (t.id, s.created_ms)))
             }));
         }
+        // A partition a deleted topic left behind delivers nothing.
+        wanted.retain(|(stored, _), (topic_id, _)| {
+            let topic = topic_of(stored);
+            topic == stored
+                || node
+                    .group_of(topic)
+                    .state
+                    .read()
+                    .topics
+                    .get(topic)
+                    .is_ok_and(|t| t.id == *topic_id)
+        });
         workers.retain(|key, (incarnation, worker)| {
             let keep = wanted.get(key) == Some(incarnation) && !worker.is_finished();
             if !keep {
@@ -110,6 +123,8 @@ struct Delivery {
 /// A worker's round: what to deliver, and how far the position moves once it is done.
 struct Round {
     topic_id: u64,
+    /// The topic's partitions (a pushed message carries a pull cursor only when it is 1).
+    partitions: u32,
     config: SubscriptionConfig,
     retries: Vec<Delivery>,
     /// New positions to look at, in order: `(seq, loc)`.
@@ -170,6 +185,7 @@ fn plan(
         next,
         Round {
             topic_id: t.id,
+            partitions: t.config.partitions,
             config: s.config.clone(),
             retries,
             fresh,
@@ -295,14 +311,16 @@ async fn run_round(pusher: &Pusher, topic: &str, sub: &str, round: Round) -> Del
             if delivery.attempt == 1 && !round.config.filter.matches(stored.message()) {
                 continue;
             }
-            let message = topic_message(
-                node.group_of(topic),
-                round.topic_id,
-                delivery.seq,
-                delivery.loc,
-                &stored,
-            );
+            // A position in one partition is a cursor only when it is the topic's only one.
+            let cursor = if round.partitions <= 1 {
+                encode_cursor(round.topic_id, &[delivery.seq + 1])
+            } else {
+                String::new()
+            };
+            let message = topic_message(node.group_of(topic), delivery.loc, &stored, cursor);
             let config = &round.config;
+            // Endpoints see the topic's name, whichever partition the message is in.
+            let topic = topic_of(topic);
             in_flight.push(async move {
                 let outcome = match &config.target {
                     Target::Http(url) => {

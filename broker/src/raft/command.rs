@@ -16,7 +16,7 @@ use crate::queue::message::NewMessage;
 use crate::queue::redrive::RedriveTaskState;
 use crate::queue::state::{Delivery, SendOutcome};
 use crate::topic::DeliveryReport;
-use crate::topic::config::{SubscriptionConfig, TopicUpdate};
+use crate::topic::config::{SubscriptionConfig, TopicConfig, TopicUpdate};
 
 /// A log entry's application data.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -146,6 +146,14 @@ pub enum Command {
         node: u64,
         retiring: bool,
     },
+    /// Makes partition `topic` (a stored name `{topic}#p`) of the topic whose partition 0
+    /// has id `topic_id` hold that partition's settings and subscriptions.
+    SyncPartition {
+        topic: String,
+        topic_id: u64,
+        config: TopicConfig,
+        subscriptions: Vec<(String, SubscriptionConfig)>,
+    },
 }
 
 /// One message moving into a queue of another group.
@@ -193,6 +201,7 @@ impl Command {
             Command::DeleteSubscription { .. } => "delete_subscription",
             Command::CommitCursor { .. } => "commit_cursor",
             Command::ReportDelivery { .. } => "report_delivery",
+            Command::SyncPartition { .. } => "sync_partition",
             Command::Transfer { .. } => "transfer",
             Command::OutboxShipped { .. } => "outbox_shipped",
             Command::SetDrained { .. } => "set_drained",
@@ -221,7 +230,8 @@ impl Command {
             | Command::PutSubscription { topic, .. }
             | Command::DeleteSubscription { topic, .. }
             | Command::CommitCursor { topic, .. }
-            | Command::ReportDelivery { topic, .. } => Some(Entity::Topic(topic)),
+            | Command::ReportDelivery { topic, .. }
+            | Command::SyncPartition { topic, .. } => Some(Entity::Topic(topic)),
             Command::Tick
             | Command::Transfer { .. }
             | Command::OutboxShipped { .. }

@@ -51,13 +51,14 @@ impl StoredMessage {
         self.time_ms
     }
 
-    /// The topic the message was published to; `None` for a message sent to a queue.
+    /// The topic the message was published to (whichever partition holds it); `None` for
+    /// a message sent to a queue.
     pub fn topic(&self) -> Option<&str> {
         let EntryPayload::Normal(request) = &self.entry.payload else {
             return None;
         };
         match &request.commands[self.command] {
-            Command::Publish { topic, .. } => Some(topic),
+            Command::Publish { topic, .. } => Some(crate::topic::partition::topic_of(topic)),
             Command::Transfer { items, .. } => items[self.at].topic.as_deref(),
             _ => None,
         }

@@ -394,6 +394,14 @@ fn execute(
         } => topics
             .report(now, topic, subscription, report, queues)
             .map(|_| Response::Done),
+        Command::SyncPartition {
+            topic,
+            topic_id,
+            config,
+            subscriptions,
+        } => Ok(Response::QueuePut {
+            created: topics.sync_partition(now, topic, *topic_id, config, subscriptions),
+        }),
         Command::Transfer { from, items } => {
             queues.accept_transfer(now, index, first_slot, *from, items);
             Ok(Response::Done)

@@ -12,6 +12,7 @@
 
 pub mod config;
 pub mod filter;
+pub mod partition;
 pub mod timeline;
 
 use std::collections::{BTreeMap, HashSet};
@@ -57,6 +58,22 @@ pub struct SubscriptionState {
     pub failed: u64,
 }
 
+impl SubscriptionState {
+    /// A new subscription, delivering from timeline position `next` on.
+    fn new(name: &str, config: SubscriptionConfig, now: u64, next: u64) -> Self {
+        Self {
+            name: name.to_string(),
+            config,
+            created_ms: now,
+            next,
+            retries: BTreeMap::new(),
+            cursors: BTreeMap::new(),
+            delivered: 0,
+            failed: 0,
+        }
+    }
+}
+
 /// A topic.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TopicState {
@@ -67,6 +84,15 @@ pub struct TopicState {
     pub timeline: Timeline,
     pub subscriptions: BTreeMap<String, SubscriptionState>,
     pub idempotency: Idempotency,
+}
+
+impl TopicState {
+    /// One of its subscriptions, or the error that names it under the topic's name.
+    pub fn subscription(&self, sub: &str) -> Result<&SubscriptionState, ApiError> {
+        self.subscriptions
+            .get(sub)
+            .ok_or_else(|| subscription_not_found(partition::topic_of(&self.name), sub))
+    }
 }
 
 /// What a push worker did with a stretch of the timeline and with due retries.
@@ -99,7 +125,15 @@ impl Topics {
             .ok_or_else(|| topic_not_found(name))
     }
 
+    /// The topics clients see (partition 0 of each).
     pub fn iter(&self) -> impl Iterator<Item = &TopicState> {
+        self.by_name
+            .values()
+            .filter(|t| !partition::is_extra_partition(&t.name))
+    }
+
+    /// Every partition this group holds, under its stored name.
+    pub fn partitions(&self) -> impl Iterator<Item = &TopicState> {
         self.by_name.values()
     }
 
@@ -121,6 +155,9 @@ impl Topics {
         for (name, topic) in self.by_name.range((start, Bound::Unbounded)) {
             if !name.starts_with(prefix) {
                 break;
+            }
+            if partition::is_extra_partition(name) {
+                continue;
             }
             if page.len() == limit {
                 more = true;
@@ -152,6 +189,43 @@ impl Topics {
             },
         );
         Ok(true)
+    }
+
+    /// Makes partition `name` (p > 0) of the topic whose partition 0 has id `topic_id`
+    /// hold `config` and `subscriptions`, as partition 0 does. A subscription new here
+    /// starts at the end of this partition's timeline, one whose endpoint changed starts
+    /// again, the others keep their delivery state; one not named stays (a late copy must
+    /// never take a subscription away: deleting one is a command of its own). A partition takes its topic's
+    /// id, so one left by a deleted topic of the same name is told apart and started
+    /// afresh. True when created.
+    pub fn sync_partition(
+        &mut self,
+        now: u64,
+        name: &str,
+        topic_id: u64,
+        config: &TopicConfig,
+        subscriptions: &[(String, SubscriptionConfig)],
+    ) -> bool {
+        let fresh = self.by_name.get(name).is_none_or(|t| t.id != topic_id);
+        if fresh {
+            self.by_name.insert(
+                name.to_string(),
+                TopicState {
+                    id: topic_id,
+                    name: name.to_string(),
+                    config: config.clone(),
+                    created_ms: now,
+                    timeline: Timeline::default(),
+                    subscriptions: BTreeMap::new(),
+                    idempotency: Idempotency::default(),
+                },
+            );
+        }
+        if let Some(t) = self.by_name.get_mut(name) {
+            t.config = config.clone();
+            sync_subscriptions(t, now, subscriptions);
+        }
+        fresh
     }
 
     pub fn delete(&mut self, name: &str) -> Result<(), ApiError> {
@@ -214,16 +288,7 @@ impl Topics {
             None => {
                 t.subscriptions.insert(
                     sub.to_string(),
-                    SubscriptionState {
-                        name: sub.to_string(),
-                        config,
-                        created_ms: now,
-                        next,
-                        retries: BTreeMap::new(),
-                        cursors: BTreeMap::new(),
-                        delivered: 0,
-                        failed: 0,
-                    },
+                    SubscriptionState::new(sub, config, now, next),
                 );
                 Ok(true)
             }
@@ -412,6 +477,28 @@ impl Topics {
                     .min()
             })
             .min()
+    }
+}
+
+/// Gives a partition each of `subscriptions` (see [`Topics::sync_partition`]); others it
+/// has stay until they are deleted.
+fn sync_subscriptions(
+    t: &mut TopicState,
+    now: u64,
+    subscriptions: &[(String, SubscriptionConfig)],
+) {
+    let next = t.timeline.next_seq();
+    for (sub, config) in subscriptions {
+        match t.subscriptions.get_mut(sub) {
+            Some(existing) if existing.config.target == config.target => {
+                existing.config = config.clone()
+            }
+            // Deleted and made again with another endpoint: it starts again.
+            _ => {
+                let fresh = SubscriptionState::new(sub, config.clone(), now, next);
+                t.subscriptions.insert(sub.clone(), fresh);
+            }
+        }
     }
 }
 

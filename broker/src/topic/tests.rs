@@ -350,3 +350,81 @@ fn filters_are_checked_when_subscribing() {
     let err = SubscriptionConfig::from_wire(&bad, "s".into()).unwrap_err();
     assert!(err.message.contains("operator"), "{}", err.message);
 }
+
+#[test]
+fn a_partition_follows_its_partition_zero_and_keeps_its_delivery_state() {
+    let mut f = Fixture::new();
+    let config = f.topics.get("t").expect("t").config.clone();
+    let hook = sub(
+        Endpoint::Http {
+            url: "http://h/".into(),
+        },
+        None,
+        None,
+    );
+    let feed = sub(Endpoint::Pull {}, None, None);
+    let subs = vec![("hook".to_string(), hook.clone())];
+    assert!(f.topics.sync_partition(0, "t#1", 7, &config, &subs));
+    let report = |to| DeliveryReport {
+        advance_to: to,
+        ..DeliveryReport::default()
+    };
+    for i in 0..3 {
+        f.topics
+            .publish(
+                0,
+                "t#1",
+                10 + i,
+                0,
+                &[published("m", None, &[])],
+                None,
+                &mut f.queues,
+            )
+            .expect("publish to the partition");
+    }
+    f.topics
+        .report(0, "t#1", "hook", &report(2), &mut f.queues)
+        .expect("report");
+
+    // Synced again with one more subscription: the old one keeps its position, the new
+    // one starts at the partition's end; partitions never show in the listing.
+    let subs = vec![
+        ("feed".to_string(), feed),
+        ("hook".to_string(), hook.clone()),
+    ];
+    assert!(!f.topics.sync_partition(5, "t#1", 7, &config, &subs));
+    let p = f.topics.get("t#1").expect("partition");
+    assert_eq!(p.subscriptions["hook"].next, 2);
+    assert_eq!(p.subscriptions["feed"].created_ms, 5);
+    assert_eq!(p.timeline.len(), 3);
+    let names: Vec<&str> = f.topics.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, vec!["t"]);
+    assert_eq!(f.topics.list("", None, 10).0.len(), 1);
+    assert_eq!(f.topics.partitions().count(), 2);
+
+    // A copy that does not name a subscription (a late one) leaves it; one whose endpoint
+    // changed starts again.
+    let moved = sub(
+        Endpoint::Http {
+            url: "http://elsewhere/".into(),
+        },
+        None,
+        None,
+    );
+    let subs = vec![("hook".to_string(), moved)];
+    f.topics.sync_partition(6, "t#1", 7, &config, &subs);
+    let p = f.topics.get("t#1").expect("partition");
+    assert_eq!(p.subscriptions.len(), 2);
+    assert_eq!(
+        (
+            p.subscriptions["hook"].next,
+            p.subscriptions["hook"].created_ms
+        ),
+        (3, 6)
+    );
+
+    // A partition a deleted topic left behind (another id) starts afresh.
+    assert!(f.topics.sync_partition(9, "t#1", 8, &config, &subs));
+    let p = f.topics.get("t#1").expect("partition");
+    assert_eq!((p.id, p.timeline.len()), (8, 0));
+}
