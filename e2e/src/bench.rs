@@ -739,8 +739,9 @@ where
 /// The `fanout` workload against Sluice: publishers at the configured concurrency and
 /// rate to a topic with `subscriptions` subscriptions, delivered as `delivery` says
 /// (push: to an endpoint served by this process; pull: read by a subscriber task per
-/// subscription). After the publishing time, waits (up to a minute) for the deliveries
-/// still under way.
+/// subscription). The topic has `partitions` partitions. After the publishing time, waits
+/// (up to a minute) for the deliveries still under way.
+#[allow(clippy::too_many_arguments)]
 pub async fn run_fanout(
     config: &RunConfig,
     target: Target<'_>,
@@ -748,6 +749,7 @@ pub async fn run_fanout(
     delivery: FanoutDelivery,
     subscriptions: usize,
     max_in_flight: u32,
+    partitions: u32,
 ) -> Result<FanoutResult> {
     let mut subscribers = FanoutSubscribers::new()?;
     let observer: crate::sink::Observer = {
@@ -763,7 +765,7 @@ pub async fn run_fanout(
             &TopicAttributesUpdate {
                 max_message_bytes: Some(1 << 20),
                 retention_seconds: Some(600),
-                ..Default::default()
+                partitions: Some(partitions),
             },
         )
         .await

@@ -86,6 +86,9 @@ struct Args {
     /// Deliveries in flight per subscription (`fanout` by push).
     #[arg(long, default_value_t = sluice_client::limits::MAX_IN_FLIGHT_DEFAULT)]
     max_in_flight: u32,
+    /// Partitions of the `fanout` workload's topic (spread over the data groups).
+    #[arg(long, default_value_t = 1)]
+    partitions: u32,
 }
 
 #[tokio::main]
@@ -493,6 +496,7 @@ async fn fanout(args: &Args, dir: &std::path::Path) -> Result<Vec<FanoutResult>>
                         args.deliver,
                         args.subscriptions,
                         args.max_in_flight,
+                        args.partitions,
                     )
                     .await
                 };
