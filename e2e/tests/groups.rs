@@ -8,9 +8,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use sluice_client::{
-    Client, DeadLetter, DeliveryFormat, Endpoint, ErrorCode, ListQueues, PublishMessage, PullQuery,
-    QueueAttributesUpdate, ReceiveRequest, RedriveRequest, RedriveState, SendMessage,
-    SubscriptionFilter, SubscriptionSpec, TopicAttributesUpdate, TopicMessage,
+    Client, ClusterStatus, DeadLetter, DeliveryFormat, Endpoint, ErrorCode, ListQueues,
+    PublishMessage, PullQuery, QueueAttributesUpdate, ReceiveRequest, RedriveRequest, RedriveState,
+    SendMessage, SubscriptionFilter, SubscriptionSpec, TopicAttributesUpdate, TopicMessage,
 };
 use sluice_e2e::cluster::Cluster;
 use sluice_e2e::sink::Sink;
@@ -59,6 +59,30 @@ async fn drain(c: &Client, queue: &str, want: usize, timeout: Duration) -> Vec<S
         }
     }
     bodies
+}
+
+/// Receives and acknowledges until every body of `expected` came or `timeout` passed;
+/// the bodies of `expected` in the order received (a repeat shows up twice).
+async fn drain_until(
+    c: &Client,
+    queue: &str,
+    expected: &BTreeSet<String>,
+    timeout: Duration,
+) -> Vec<String> {
+    let deadline = Instant::now() + timeout;
+    let mut bodies: Vec<String> = Vec::new();
+    while !expected.iter().all(|b| bodies.contains(b)) && Instant::now() < deadline {
+        let more = drain(c, queue, 1, Duration::from_secs(1)).await;
+        bodies.extend(more.into_iter().filter(|b| expected.contains(b)));
+    }
+    bodies
+}
+
+/// The hash that picks a keyed message's partition (README, Topics: Partitions).
+fn fnv1a64(key: &str) -> u64 {
+    key.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, b| {
+        (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -249,25 +273,31 @@ async fn dead_letters_cross_groups_and_redrive_back_to_their_source() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn on_five_nodes_each_data_group_has_three_voters_and_scaling_down_keeps_them() {
-    let dir = test_dir("groups-five").expect("dir");
-    let mut cluster = Cluster::start(dir.path(), 5).await.expect("cluster");
+/// The cluster's status once every data group of a five-node cluster votes on three
+/// nodes and has the other two as learners.
+async fn data_groups_on_three_voters(cluster: &Cluster) -> ClusterStatus {
     let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
+    loop {
         let status = cluster.client(1).cluster().await.expect("status");
         let settled = status.groups[1..]
             .iter()
             .all(|g| g.voters.len() == 3 && g.learners.len() == 2);
         if settled {
-            break status;
+            return status;
         }
         assert!(
             Instant::now() < deadline,
             "data groups never settled on three voters: {status:?}"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_five_nodes_each_data_group_has_three_voters_and_scaling_down_keeps_them() {
+    let dir = test_dir("groups-five").expect("dir");
+    let mut cluster = Cluster::start(dir.path(), 5).await.expect("cluster");
+    let status = data_groups_on_three_voters(&cluster).await;
     assert_eq!(
         status.groups[0].voters.len(),
         5,
@@ -597,4 +627,163 @@ async fn a_partitioned_topic_spreads_over_groups_and_every_subscription_gets_eve
     assert_eq!(again.messages, 0, "{again:?}");
     let (old, _) = pull_all(&c, "events", "feed", None, None).await;
     assert!(old.is_empty(), "the old topic's messages are gone: {old:?}");
+}
+
+/// A subscription that partition 0 took but could not copy to partition 1, whose group
+/// had lost its leader and quorum, is copied by partition 0's leader once that group is
+/// back (the request itself fails with 503: it was not done everywhere). From then on
+/// the subscription gets every message of both partitions, and the one made before
+/// keeps getting its own, each exactly once. Run with the repair turned off, no message
+/// of partition 1 ever reaches the new subscription and the test fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_a_partition_missed_while_it_had_no_quorum_is_made_once_it_is_back() {
+    let dir = test_dir("groups-partition-repair").expect("dir");
+    let mut cluster = Cluster::start(dir.path(), 5).await.expect("cluster");
+    let status = data_groups_on_three_voters(&cluster).await;
+    let voters = |group: u32| status.groups[group as usize].voters.clone();
+    let c = cluster.client(1).retry_for(Duration::from_secs(30));
+
+    // A topic whose two partitions are in groups voting on different nodes.
+    let two = TopicAttributesUpdate {
+        partitions: Some(2),
+        ..TopicAttributesUpdate::default()
+    };
+    let mut chosen = None;
+    for i in 0..32 {
+        let name = format!("alerts-{i}");
+        let t = c.put_topic(&name, &two).await.expect("topic");
+        let (first, second) = (t.partition_groups[0], t.partition_groups[1]);
+        if voters(first) != voters(second) {
+            chosen = Some((name, first, second));
+            break;
+        }
+        c.delete_topic(&name).await.expect("delete");
+    }
+    let (topic, first, second) =
+        chosen.expect("no topic of 32 had its partitions in groups with different voters");
+    // Fan-out into queues: each partition's group ships its messages to the queue of
+    // every subscription it has, so a subscription a partition lacks misses that
+    // partition's messages.
+    let into = |queue: &str| SubscriptionSpec::new(Endpoint::Queue(queue.into()));
+    for queue in ["before-copy", "late-copy"] {
+        c.put_queue(queue, &QueueAttributesUpdate::default())
+            .await
+            .expect("queue");
+    }
+    c.put_subscription(&topic, "before", &into("before-copy"))
+        .await
+        .expect("subscription before");
+
+    // Partition 1's leader and one more of its group's voters are killed, at most one of
+    // them a voter of partition 0's group: partition 1's group is left without a leader
+    // (so nothing of the request reaches its log), while partition 0's group and the
+    // metadata group (five voters) keep a quorum.
+    let leader = cluster
+        .leader_of_group(second, Duration::from_secs(10))
+        .await
+        .expect("partition 1's leader");
+    let only_second = voters(second)
+        .into_iter()
+        .find(|n| !voters(first).contains(n))
+        .expect("a voter of partition 1's group only");
+    let also = if leader == only_second || !voters(first).contains(&leader) {
+        voters(second).into_iter().find(|n| *n != leader)
+    } else {
+        Some(only_second)
+    };
+    let stopped = [leader, also.expect("another voter of partition 1's group")];
+    for id in stopped {
+        cluster.node_mut(id).kill9().expect("kill");
+    }
+    // Asked of partition 0's leader itself, so its answer comes when the request's
+    // handler is done (a node relaying it could give up first, leaving the handler to
+    // make the copy once the group is back, which would not test the repair).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let via = loop {
+        match cluster
+            .leader_of_group(first, Duration::from_secs(10))
+            .await
+        {
+            Ok(id) if !stopped.contains(&id) => break id,
+            other => assert!(
+                Instant::now() < deadline,
+                "partition 0's group has no running leader: {other:?}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let once = cluster.client(via).retry_for(Duration::ZERO);
+    let asked = Instant::now();
+    let answer = tokio::time::timeout(
+        Duration::from_secs(60),
+        once.put_subscription(&topic, "late", &into("late-copy")),
+    )
+    .await;
+    println!(
+        "with nodes {stopped:?} killed, the subscription was answered after {:?}: {answer:?}",
+        asked.elapsed()
+    );
+    assert!(
+        matches!(answer, Ok(Err(_))),
+        "a subscription that could not reach partition 1 was answered {answer:?} (groups \
+         {first} and {second}, nodes {stopped:?} killed)"
+    );
+    let taken = once.get_subscription(&topic, "late").await;
+    assert!(taken.is_ok(), "partition 0 took it: {taken:?}");
+    for id in stopped {
+        cluster.node_mut(id).relaunch().expect("relaunch");
+    }
+
+    // Within the repair's rounds a message published to partition 1 reaches `late`
+    // too: probes keyed to partition 1 until one does.
+    let on_partition_1 = (0..)
+        .map(|i| format!("probe-key-{i}"))
+        .find(|key| fnv1a64(key) % 2 == 1)
+        .expect("a key of partition 1");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut probe = 0;
+    'repaired: loop {
+        assert!(
+            Instant::now() < deadline,
+            "no message of partition 1 reached the late subscription\n{}",
+            cluster.log_tails()
+        );
+        probe += 1;
+        c.publish(
+            &topic,
+            &PublishMessage {
+                key: Some(on_partition_1.clone()),
+                ..PublishMessage::text(format!("probe {probe}"))
+            },
+        )
+        .await
+        .expect("publish a probe");
+        for body in drain(&c, "late-copy", 1, Duration::from_secs(1)).await {
+            if body.starts_with("probe") {
+                break 'repaired;
+            }
+        }
+    }
+
+    // Then every message, on either partition, reaches both subscriptions exactly once.
+    let messages: Vec<PublishMessage> = (0..40)
+        .map(|i| PublishMessage {
+            key: Some(format!("k{}", i % 8)),
+            ..PublishMessage::text(format!("after {i}"))
+        })
+        .collect();
+    let partitions: BTreeSet<u64> = messages
+        .iter()
+        .filter_map(|m| m.key.as_deref())
+        .map(|key| fnv1a64(key) % 2)
+        .collect();
+    assert_eq!(partitions.len(), 2, "the keys cover both partitions");
+    for sent in c.publish_batch(&topic, &messages).await.expect("publish") {
+        sent.expect("published");
+    }
+    let expected: BTreeSet<String> = (0..40).map(|i| format!("after {i}")).collect();
+    for queue in ["late-copy", "before-copy"] {
+        let got = drain_until(&c, queue, &expected, Duration::from_secs(30)).await;
+        assert_eq!(not_once(&expected, &got), vec![], "{queue} got {got:?}");
+    }
 }
