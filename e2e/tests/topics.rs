@@ -13,6 +13,7 @@ use sluice_client::{
     AttributeCondition, DeliveryFormat, Endpoint, Error, ErrorCode, ListQueues, NumericTerm,
     PublishMessage, PullQuery, QueueAttributesUpdate, ReceiveRequest, RetryPolicy, RetryStrategy,
     StreamEvent, Subscription, SubscriptionFilter, SubscriptionSpec, TopicAttributesUpdate,
+    TopicMessage,
 };
 use sluice_e2e::sink::{Push, Sink};
 use sluice_e2e::{Broker, BrokerOptions, Cluster, free_port, test_dir};
@@ -751,6 +752,38 @@ async fn a_hung_endpoint_delays_no_other_subscription_and_gets_at_most_max_in_fl
     assert!(hung_done, "{:?}", sink.pushes());
 }
 
+/// The next event of a stream (text frames only), within 10 s.
+async fn stream_event<S>(ws: &mut S) -> StreamEvent
+where
+    S: futures::Stream<Item = Result<Frame, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("a frame in time")
+            .expect("stream open")
+            .expect("frame");
+        if let Frame::Text(text) = frame {
+            return serde_json::from_str(text.as_str()).expect("event");
+        }
+    }
+}
+
+/// The next `n` messages of a stream; any other event fails the test.
+async fn stream_messages<S>(ws: &mut S, n: usize) -> Vec<TopicMessage>
+where
+    S: futures::Stream<Item = Result<Frame, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    let mut messages = Vec::with_capacity(n);
+    while messages.len() < n {
+        match stream_event(ws).await {
+            StreamEvent::Message { message } => messages.push(message),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    messages
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pull_and_websocket_read_the_timeline_with_device_cursors() {
     let (_dir, b) = broker("topics-stream", &[]).await;
@@ -805,29 +838,11 @@ async fn pull_and_websocket_read_the_timeline_with_device_cursors() {
         .await
         .expect("publish");
     }
-    let mut next_event = async || -> StreamEvent {
-        loop {
-            let frame = tokio::time::timeout(Duration::from_secs(10), ws.next())
-                .await
-                .expect("a frame in time")
-                .expect("stream open")
-                .expect("frame");
-            if let Frame::Text(text) = frame {
-                return serde_json::from_str(text.as_str()).expect("event");
-            }
-        }
-    };
-    let mut bodies = Vec::new();
-    let mut cursors = Vec::new();
-    while bodies.len() < 3 {
-        match next_event().await {
-            StreamEvent::Message { message } => {
-                bodies.push(message.body.expect("body"));
-                cursors.push(message.cursor);
-            }
-            other => panic!("unexpected {other:?}"),
-        }
-    }
+    let (bodies, cursors): (Vec<String>, Vec<String>) = stream_messages(&mut ws, 3)
+        .await
+        .into_iter()
+        .map(|m| (m.body.expect("body"), m.cursor))
+        .unzip();
     assert_eq!(
         bodies,
         vec!["line 0", "line 2", "line 3"],
@@ -844,23 +859,12 @@ async fn pull_and_websocket_read_the_timeline_with_device_cursors() {
         old.send(Frame::Text(commit.into()))
             .await
             .expect("send commit");
-        loop {
-            let frame = tokio::time::timeout(Duration::from_secs(10), old.next())
-                .await
-                .expect("answer in time")
-                .expect("open")
-                .expect("frame");
-            if let Frame::Text(text) = frame {
-                let event: StreamEvent = serde_json::from_str(text.as_str()).expect("event");
-                assert_eq!(
-                    event,
-                    StreamEvent::Committed {
-                        cursor: cursors[1].clone()
-                    }
-                );
-                break;
+        assert_eq!(
+            stream_event(&mut old).await,
+            StreamEvent::Committed {
+                cursor: cursors[1].clone()
             }
-        }
+        );
         old.close(None).await.expect("close");
         tokio_tungstenite::connect_async(url.as_str())
             .await
@@ -870,34 +874,14 @@ async fn pull_and_websocket_read_the_timeline_with_device_cursors() {
         c.get_cursor("feed", "live", "phone").await.expect("cursor"),
         cursors[1]
     );
-    let frame = tokio::time::timeout(Duration::from_secs(10), ws.next())
-        .await
-        .expect("in time")
-        .expect("open")
-        .expect("frame");
-    let Frame::Text(text) = frame else {
-        panic!("expected text, got {frame:?}")
-    };
-    match serde_json::from_str::<StreamEvent>(text.as_str()).expect("event") {
-        StreamEvent::Message { message } => assert_eq!(message.body.as_deref(), Some("line 3")),
-        other => panic!("unexpected {other:?}"),
-    }
+    let next = stream_messages(&mut ws, 1).await;
+    assert_eq!(next[0].body.as_deref(), Some("line 3"));
     // A garbled commit gets an error frame, and the stream stays open.
     ws.send(Frame::Text("{\"commit\": 5}".into()))
         .await
         .expect("send");
-    loop {
-        let frame = tokio::time::timeout(Duration::from_secs(10), ws.next())
-            .await
-            .expect("in time")
-            .expect("open")
-            .expect("frame");
-        if let Frame::Text(text) = frame {
-            let event: StreamEvent = serde_json::from_str(text.as_str()).expect("event");
-            assert!(matches!(event, StreamEvent::Error { .. }), "{event:?}");
-            break;
-        }
-    }
+    let event = stream_event(&mut ws).await;
+    assert!(matches!(event, StreamEvent::Error { .. }), "{event:?}");
 
     // Pull pages with cursors, and devices keep their own positions.
     let page = c
@@ -928,23 +912,6 @@ async fn pull_and_websocket_read_the_timeline_with_device_cursors() {
         .expect("resume by device");
     let rest: Vec<String> = rest.messages.into_iter().filter_map(|m| m.body).collect();
     assert_eq!(rest, vec!["line 2", "line 3"]);
-}
-
-/// The next event of a stream (text frames only), within 10 s.
-async fn stream_event<S>(ws: &mut S) -> StreamEvent
-where
-    S: futures::Stream<Item = Result<Frame, tokio_tungstenite::tungstenite::Error>> + Unpin,
-{
-    loop {
-        let frame = tokio::time::timeout(Duration::from_secs(10), ws.next())
-            .await
-            .expect("a frame in time")
-            .expect("stream open")
-            .expect("frame");
-        if let Frame::Text(text) = frame {
-            return serde_json::from_str(text.as_str()).expect("event");
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -986,17 +953,11 @@ async fn a_stream_of_a_partitioned_topic_wakes_on_every_partition_and_resumes_by
         c.publish("ticks", &m).await.expect("publish");
         sent.push(m.body.expect("body"));
     }
-    let mut got = Vec::new();
-    let mut cursors = Vec::new();
-    while got.len() < sent.len() {
-        match stream_event(&mut ws).await {
-            StreamEvent::Message { message } => {
-                got.push(message.body.expect("body"));
-                cursors.push(message.cursor);
-            }
-            other => panic!("unexpected {other:?}"),
-        }
-    }
+    let (got, cursors): (Vec<String>, Vec<String>) = stream_messages(&mut ws, sent.len())
+        .await
+        .into_iter()
+        .map(|m| (m.body.expect("body"), m.cursor))
+        .unzip();
     let mut sorted_got = got.clone();
     sorted_got.sort();
     let mut sorted_sent = sent.clone();
@@ -1026,13 +987,11 @@ async fn a_stream_of_a_partitioned_topic_wakes_on_every_partition_and_resumes_by
     let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str())
         .await
         .expect("reconnect");
-    let mut rest = Vec::new();
-    while rest.len() < 4 {
-        match stream_event(&mut ws).await {
-            StreamEvent::Message { message } => rest.push(message.body.expect("body")),
-            other => panic!("unexpected {other:?}"),
-        }
-    }
+    let rest: Vec<String> = stream_messages(&mut ws, 4)
+        .await
+        .into_iter()
+        .map(|m| m.body.expect("body"))
+        .collect();
     assert_eq!(rest, got[20..].to_vec());
     // The topic grows under the open stream: messages in the new partitions come too.
     let grown = c
@@ -1053,13 +1012,11 @@ async fn a_stream_of_a_partitioned_topic_wakes_on_every_partition_and_resumes_by
         c.publish("ticks", &m).await.expect("publish");
         later.push(m.body.expect("body"));
     }
-    let mut streamed = Vec::new();
-    while streamed.len() < later.len() {
-        match stream_event(&mut ws).await {
-            StreamEvent::Message { message } => streamed.push(message.body.expect("body")),
-            other => panic!("unexpected {other:?}"),
-        }
-    }
+    let mut streamed: Vec<String> = stream_messages(&mut ws, later.len())
+        .await
+        .into_iter()
+        .map(|m| m.body.expect("body"))
+        .collect();
     streamed.sort();
     later.sort();
     assert_eq!(streamed, later);

@@ -5,7 +5,7 @@
 //! publish goes to its messages' partitions, a pull gathers from every partition, a
 //! cursor holds a position per partition, and the views add up the partitions.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -34,7 +34,7 @@ use crate::raft::Group;
 use crate::raft::command::{Command, Response};
 use crate::raft::log_store::StoredMessage;
 use crate::raft::state_machine::{Waiters, unexpected};
-use crate::topic::config::{SubscriptionConfig, Target, TopicUpdate};
+use crate::topic::config::{Filter, SubscriptionConfig, Target, TopicUpdate};
 use crate::topic::partition::{partition_name, partition_of};
 use crate::topic::{SubscriptionState, TopicState};
 
@@ -618,6 +618,35 @@ struct Scanned {
     message: Option<(MsgLoc, StoredMessage)>,
 }
 
+/// One partition's share of a read: the positions left to look at, and the first of them
+/// read from the log (the others are read only when the merge gets to them).
+struct Lane<'a> {
+    group: &'a Group,
+    filter: &'a Filter,
+    positions: std::vec::IntoIter<(u64, MsgLoc)>,
+    head: Option<Scanned>,
+}
+
+impl Lane<'_> {
+    /// Reads the next position into `head` (`None` when the lane is done).
+    fn advance(&mut self) -> HttpResult<()> {
+        self.head = match self.positions.next() {
+            None => None,
+            Some((seq, loc)) => {
+                let stored = stored_message(self.group, loc)?;
+                Some(Scanned {
+                    seq,
+                    published_ms: stored.as_ref().map_or(0, |m| m.time_ms()),
+                    message: stored
+                        .filter(|m| self.filter.matches(m.message()))
+                        .map(|m| (loc, m)),
+                })
+            }
+        };
+        Ok(())
+    }
+}
+
 /// Messages of a timeline subscription from `start` (a position per partition),
 /// filtered, up to `max`; and the position to resume from. Within a partition messages
 /// come in order; the partitions are merged by publish time.
@@ -635,12 +664,11 @@ pub fn read_timeline(
         (t.id, s.config.filter.clone())
     };
     let scan_max = (PULL_SCAN_MAX / start.len().max(1) as u64).max(max as u64);
-    // Each partition's positions from its start, read until `max` of them match.
-    let mut lanes: Vec<(&Group, VecDeque<Scanned>)> = Vec::with_capacity(start.len());
+    let mut lanes = Vec::with_capacity(start.len());
     for (p, &from) in start.iter().enumerate() {
         let name = partition_name(topic, p as u32);
         let group = node.group_of(&name);
-        let locs: Vec<(u64, MsgLoc)> = {
+        let positions: Vec<(u64, MsgLoc)> = {
             let state = group.state.read();
             match state.topics.get(&name) {
                 Ok(t) if t.id == topic_id => {
@@ -655,44 +683,35 @@ pub fn read_timeline(
                 _ => Vec::new(),
             }
         };
-        let mut scanned = VecDeque::new();
-        let mut matching = 0;
-        for (seq, loc) in locs {
-            if matching == max {
-                break;
-            }
-            let stored = stored_message(group, loc)?;
-            let published_ms = stored.as_ref().map_or(0, |m| m.time_ms());
-            let message = stored
-                .filter(|m| filter.matches(m.message()))
-                .map(|m| (loc, m));
-            matching += usize::from(message.is_some());
-            scanned.push_back(Scanned {
-                seq,
-                published_ms,
-                message,
-            });
-        }
-        lanes.push((group, scanned));
+        let mut lane = Lane {
+            group,
+            filter: &filter,
+            positions: positions.into_iter(),
+            head: None,
+        };
+        lane.advance()?;
+        lanes.push(lane);
     }
     let mut position = start.to_vec();
     let mut messages = Vec::new();
     while messages.len() < max {
         let Some(p) = (0..lanes.len())
-            .filter_map(|p| lanes[p].1.front().map(|s| (s.published_ms, p)))
+            .filter_map(|p| lanes[p].head.as_ref().map(|s| (s.published_ms, p)))
             .min()
             .map(|(_, p)| p)
         else {
             break;
         };
-        let Some(next) = lanes[p].1.pop_front() else {
+        let lane = &mut lanes[p];
+        let Some(next) = lane.head.take() else {
             break;
         };
         position[p] = next.seq + 1;
         if let Some((loc, stored)) = next.message {
             let cursor = encode_cursor(topic_id, &position);
-            messages.push(topic_message(lanes[p].0, loc, &stored, cursor));
+            messages.push(topic_message(lane.group, loc, &stored, cursor));
         }
+        lane.advance()?;
     }
     Ok((messages, position))
 }

@@ -195,9 +195,9 @@ impl Topics {
     /// hold `config` and `subscriptions`, as partition 0 does. A subscription new here
     /// starts at the end of this partition's timeline, one whose endpoint changed starts
     /// again, the others keep their delivery state; one not named stays (a late copy must
-    /// never take a subscription away: deleting one is a command of its own). A partition takes its topic's
-    /// id, so one left by a deleted topic of the same name is told apart and started
-    /// afresh. True when created.
+    /// never take a subscription away: deleting one is a command of its own). A
+    /// partition takes its topic's id, so one left by a deleted topic of the same name is
+    /// told apart and started afresh. True when created.
     pub fn sync_partition(
         &mut self,
         now: u64,
